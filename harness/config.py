@@ -1,0 +1,327 @@
+"""Profiles, protocols and the resolved config of one run.
+
+* A **protocol** (``harness/protocols/<space>.yaml``) holds the reference hyperparameters of a
+  space: data split, supernet size, optimizers, epochs, and per-method rows.
+* A **profile** (``harness/profiles/<name>.yaml`` or any YAML path) sets the scale: seeds, and per
+  space a "part" (keys: space, methods, seeds, data, supernet, optim, epochs, epochs_by_method,
+  max_steps_per_epoch, method_overrides) with methods or method variants
+  (``{method: milenas, variant: {lam: 0.1}}``), data subset sizes, image size, supernet size, epochs.  ``smoke``, ``cpu``, ``paper``, ``gpu-quick`` ship with the harness.
+* The **resolved config** of one run = protocol ⊕ protocol.methods[method] ⊕ profile part ⊕
+  variant ⊕ command-line ``--set`` overrides.  It is validated, written into the record, hashed.
+
+Resolved config layout::
+
+    {space, method, variant, label, seed, profile, scale,
+     data: {split, val_sampling, n_train, n_val, n_eval, image_size, batch_size, augment, dataset},
+     space_cfg: {...supernet kwargs...},
+     optim: {w_lr, w_lr_min, momentum, nesterov, w_wd, a_lr, a_betas, a_wd, grad_clip, grad_clip_target},
+     method_cfg: {...method options...},
+     epochs, max_steps_per_epoch, eval_batch_size, protocol_source, deviations: [str]}
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+
+from harness.errors import ConfigError
+from harness.methods import CLIP_TARGETS, ORDERS
+from harness.registry import UnknownNameError, get_method, get_space
+
+HERE = Path(__file__).resolve().parent
+PROFILE_DIR = HERE / "profiles"
+PROTOCOL_DIR = HERE / "protocols"
+
+METHOD_LABELS = {
+    "darts-1st": "DARTS (1st order)",
+    "darts-2nd": "DARTS (2nd order)",
+    "gdas": "GDAS",
+    "milenas": "MiLeNAS",
+    "single-level": "Single-level",
+    "milenas-gumbel": "MiLeNAS (Gumbel)",
+    "darts2-then-milenas": "DARTS-2nd → MiLeNAS",
+}
+SCALES = ("smoke", "cpu", "gpu-quick", "paper", "custom")
+VARIANT_SYMBOLS = {"lam": "λ"}
+
+DATA_KEYS = {"split": ("nb201", "darts"), "val_sampling": ("paired", "fresh-iterator"), "n_train": int,
+             "n_val": int, "n_eval": int, "image_size": int, "batch_size": int, "augment": bool,
+             "dataset": ("cifar10",)}
+OPTIM_KEYS = {"w_lr": float, "w_lr_min": float, "momentum": float, "nesterov": bool, "w_wd": float,
+              "a_lr": float, "a_betas": list, "a_wd": float, "grad_clip": float,
+              "grad_clip_target": CLIP_TARGETS}
+PART_KEYS = {"space", "methods", "data", "supernet", "optim", "epochs", "epochs_by_method",
+             "max_steps_per_epoch", "seeds", "method_overrides"}
+
+
+def _read_yaml(path: Path) -> Dict[str, Any]:
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def list_profiles() -> List[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: Union[str, Path]) -> Dict[str, Any]:
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown profile {str(name_or_path)!r}; known profiles: {', '.join(list_profiles())} "
+                              "(or give the path of a profile YAML file)")
+    prof = _read_yaml(path)
+    prof.setdefault("name", path.stem)
+    if prof.get("scale", "custom") not in SCALES:
+        raise ConfigError(f"profile {prof['name']}: scale must be one of {SCALES}")
+    if not isinstance(prof.get("parts"), list) or not prof["parts"]:
+        raise ConfigError(f"profile {prof['name']}: needs a non-empty 'parts' list")
+    for part in prof["parts"]:
+        unknown = set(part) - PART_KEYS
+        if unknown:
+            raise ConfigError(f"profile {prof['name']}: unknown key(s) {sorted(unknown)} in a part")
+    _check_seeds(prof.get("seeds", [0]), prof["name"])
+    return prof
+
+
+def _check_seeds(seeds: Any, where: str) -> None:
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ConfigError(f"{where}: seeds must be a non-empty list of non-negative integers, not {seeds!r}")
+
+
+def load_protocol(space: str) -> Dict[str, Any]:
+    path = PROTOCOL_DIR / f"{space}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no protocol for space {space!r} (looked for {path})")
+    return _read_yaml(path)
+
+
+def _merge(base: Dict[str, Any], over: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def method_entry(entry: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """A part's method entry: ``"milenas"`` or ``{method: milenas, variant: {lam: 0.1}}``."""
+    if isinstance(entry, str):
+        return {"method": entry, "variant": {}}
+    if isinstance(entry, dict) and isinstance(entry.get("method"), str):
+        variant = entry.get("variant") or {}
+        if not isinstance(variant, dict):
+            raise ConfigError(f"variant of {entry['method']} must be a mapping, not {variant!r}")
+        return {"method": entry["method"], "variant": dict(variant), "label": entry.get("label")}
+    raise ConfigError(f"a method entry must be a name or {{method: NAME, variant: {{...}}}}, not {entry!r}")
+
+
+def variant_suffix(variant: Dict[str, Any]) -> str:
+    return "".join(f"-{k}{v}" for k, v in sorted(variant.items()))
+
+
+def make_label(method: str, variant: Dict[str, Any]) -> str:
+    base = METHOD_LABELS.get(method, method)
+    if not variant:
+        return base
+    inner = ", ".join(f"{VARIANT_SYMBOLS.get(k, k)}={v}" for k, v in sorted(variant.items()))
+    return f"{base} ({inner})"
+
+
+def run_id(space: str, method: str, variant: Dict[str, Any], seed: int) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{method}{variant_suffix(variant)}")
+    return f"{space}__{slug}__s{seed}"
+
+
+def _validate_section(section: Dict[str, Any], schema: Dict[str, Any], where: str) -> None:
+    for key, value in section.items():
+        if key not in schema:
+            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(schema))}")
+        rule = schema[key]
+        if value is None:
+            continue
+        if isinstance(rule, tuple):
+            if value not in rule:
+                raise ConfigError(f"{where}.{key} must be one of {list(rule)}, not {value!r}")
+        elif rule is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where}.{key} must be a number, not {value!r}")
+        elif rule is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{where}.{key} must be an integer, not {value!r}")
+        elif not isinstance(value, rule):
+            raise ConfigError(f"{where}.{key} must be a {rule.__name__}, not {value!r}")
+
+
+def validate(cfg: Dict[str, Any]) -> None:
+    d, o, m = cfg["data"], cfg["optim"], cfg["method_cfg"]
+    _validate_section(d, DATA_KEYS, "data")
+    _validate_section(o, OPTIM_KEYS, "optim")
+    for key in ("n_train", "n_val", "n_eval"):
+        v = d.get(key)
+        if v is not None and (v <= 0 or v % 10 or v > 25000):
+            raise ConfigError(f"data.{key} must be a positive multiple of 10 up to 25000 (class-balanced subset), not {v}")
+    if d.get("n_eval") and d.get("n_val") and d["n_eval"] > d["n_val"]:
+        raise ConfigError(f"data.n_eval ({d['n_eval']}) cannot exceed data.n_val ({d['n_val']})")
+    if not 8 <= d["image_size"] <= 32:
+        raise ConfigError(f"data.image_size must be between 8 and 32 pixels, not {d['image_size']}")
+    if d["batch_size"] <= 0:
+        raise ConfigError(f"data.batch_size must be positive, not {d['batch_size']}")
+    for key in ("w_lr", "a_lr"):
+        if o[key] <= 0:
+            raise ConfigError(f"optim.{key} must be positive, not {o[key]}")
+    for key in ("w_lr_min", "w_wd", "a_wd"):
+        if o[key] < 0:
+            raise ConfigError(f"optim.{key} must be >= 0, not {o[key]}")
+    if not 0 <= o["momentum"] < 1:
+        raise ConfigError(f"optim.momentum must be in [0, 1), not {o['momentum']}")
+    if len(o["a_betas"]) != 2 or not all(0 <= b < 1 for b in o["a_betas"]):
+        raise ConfigError(f"optim.a_betas must be two numbers in [0, 1), not {o['a_betas']}")
+    if not isinstance(cfg["epochs"], int) or isinstance(cfg["epochs"], bool) or cfg["epochs"] < 1:
+        raise ConfigError(f"epochs must be a positive integer, not {cfg['epochs']!r}")
+    msteps = cfg.get("max_steps_per_epoch")
+    if msteps is not None and (not isinstance(msteps, int) or msteps < 1):
+        raise ConfigError(f"max_steps_per_epoch must be a positive integer or null, not {msteps!r}")
+    method_cls = get_method(cfg["method"])
+    unknown = set(m) - set(method_cls.option_keys)
+    if unknown:
+        raise ConfigError(f"method {cfg['method']}: unknown option(s) {sorted(unknown)}; "
+                          f"known: {', '.join(method_cls.option_keys)}")
+    if m.get("order", "alpha_first") not in ORDERS:
+        raise ConfigError(f"method option order must be one of {ORDERS}, not {m.get('order')!r}")
+    if "lam" in m and (not isinstance(m["lam"], (int, float)) or m["lam"] < 0):
+        raise ConfigError(f"method option lam (λ) must be a number >= 0, not {m['lam']!r}")
+    for key in ("tau_max", "tau_min"):
+        if key in m and (not isinstance(m[key], (int, float)) or m[key] <= 0):
+            raise ConfigError(f"method option {key} must be a positive number, not {m[key]!r}")
+
+
+def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int) -> List[str]:
+    """How this run differs from its space's reference protocol (labels for reports)."""
+    out = []
+    d, pd = cfg["data"], protocol["data"]
+    if d["image_size"] != pd["image_size"]:
+        out.append(f"images downsampled to {d['image_size']}x{d['image_size']} (reference {pd['image_size']}x{pd['image_size']})")
+    if d.get("n_train") or d.get("n_val"):
+        out.append(f"class-balanced subsets: {d.get('n_train') or 25000} search-train / {d.get('n_val') or 25000} search-val images (reference 25000/25000)")
+    for key, value in cfg["space_cfg"].items():
+        ref = protocol["space"].get(key)
+        if ref is not None and value != ref:
+            out.append(f"supernet {key}={value} (reference {ref})")
+    if cfg["epochs"] != proto_epochs:
+        out.append(f"{cfg['epochs']} search epochs (reference {proto_epochs})")
+    if cfg.get("max_steps_per_epoch"):
+        out.append(f"at most {cfg['max_steps_per_epoch']} iterations per epoch")
+    for key, value in cfg["optim"].items():
+        if protocol["optim"].get(key) != value:
+            out.append(f"optim.{key}={value} (reference {protocol['optim'].get(key)})")
+    if cfg["space"] == "nb201" and cfg["method"] in ("milenas", "milenas-gumbel", "single-level", "darts2-then-milenas"):
+        out.append(f"{cfg['method']} has no NAS-Bench-201 reference implementation: run under the NB201 DARTS protocol")
+    return out
+
+
+def resolve(space: str, entry: Union[str, Dict[str, Any]], seed: int, profile: Dict[str, Any],
+            part: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The validated, fully resolved config of one run."""
+    me = method_entry(entry)
+    method, variant = me["method"], me["variant"]
+    try:
+        get_space(space)
+        get_method(method)
+    except UnknownNameError as exc:
+        raise ConfigError(str(exc)) from exc
+    protocol = load_protocol(space)
+    prow = (protocol.get("methods") or {}).get(method, {})
+    proto_epochs = int(prow.get("epochs", protocol["epochs"]))
+    cfg: Dict[str, Any] = {
+        "space": space, "method": method, "variant": variant,
+        "label": me.get("label") or make_label(method, variant),
+        "seed": int(seed), "profile": profile.get("name", "custom"), "scale": profile.get("scale", "custom"),
+        "data": _merge(_merge({"dataset": "cifar10", "n_train": None, "n_val": None, "n_eval": None},
+                              protocol["data"]), prow.get("data")),
+        "space_cfg": _merge(protocol["space"], prow.get("space")),
+        "optim": _merge(protocol["optim"], prow.get("optim")),
+        "method_cfg": copy.deepcopy(prow.get("method", {})),
+        "epochs": proto_epochs,
+        "max_steps_per_epoch": None,
+        "eval_batch_size": 256,
+        "protocol_source": protocol.get("source", space),
+    }
+    cfg["data"] = _merge(cfg["data"], part.get("data"))
+    cfg["space_cfg"] = _merge(cfg["space_cfg"], part.get("supernet"))
+    cfg["optim"] = _merge(cfg["optim"], part.get("optim"))
+    if "epochs" in part:
+        cfg["epochs"] = part["epochs"]
+    if method in (part.get("epochs_by_method") or {}):
+        cfg["epochs"] = part["epochs_by_method"][method]
+    if "max_steps_per_epoch" in part:
+        cfg["max_steps_per_epoch"] = part["max_steps_per_epoch"]
+    cfg["method_cfg"] = _merge(cfg["method_cfg"], (part.get("method_overrides") or {}).get(method))
+    cfg["method_cfg"] = _merge(cfg["method_cfg"], variant)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(cfg, dotted, value)
+    validate(cfg)
+    cfg["deviations"] = _deviations(cfg, protocol, proto_epochs)
+    return cfg
+
+
+def _set_dotted(cfg: Dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = cfg
+    for k in keys[:-1]:
+        if not isinstance(node.get(k), dict):
+            raise ConfigError(f"--set {dotted}: {k!r} is not a config section")
+        node = node[k]
+    if len(keys) == 1 and keys[0] not in cfg:
+        raise ConfigError(f"--set {dotted}: unknown config key")
+    node[keys[-1]] = value
+
+
+def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
+    """``["optim.w_lr=0.05", "method_cfg.lam=0.1"]`` → dict; values parsed as YAML scalars."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+def expand_profile(profile: Dict[str, Any], spaces: Optional[Sequence[str]] = None,
+                   methods: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
+                   overrides: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+    """Every run of a profile (optionally filtered), resolved, in a stable order."""
+    configs = []
+    for part in profile["parts"]:
+        space = part["space"]
+        if spaces and space not in spaces:
+            continue
+        part_seeds = part.get("seeds", profile.get("seeds", [0]))
+        _check_seeds(part_seeds, f"profile {profile.get('name')}")
+        for entry in part.get("methods", []):
+            me = method_entry(entry)
+            if methods and me["method"] not in methods:
+                continue
+            for seed in (seeds if seeds is not None else part_seeds):
+                configs.append(resolve(space, entry, seed, profile, part, overrides))
+    return configs
+
+
+def find_part(profile: Dict[str, Any], space: str) -> Dict[str, Any]:
+    for part in profile["parts"]:
+        if part["space"] == space:
+            return part
+    raise ConfigError(f"profile {profile.get('name')} has no part for space {space!r}; "
+                      f"it covers: {', '.join(p['space'] for p in profile['parts'])}")

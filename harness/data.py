@@ -1,0 +1,367 @@
+"""CIFAR-10: decode once into a cached uint8 tensor, search splits, batched tensor augmentation.
+
+Sources (looked for in the data folder, see ``harness.paths``):
+
+* ``cifar-10-batches-py/``: torchvision's official download (``--download`` fetches it when online);
+* ``cifar10-jpeg/{train,test}.zip``: ImageFolder-style zips (the offline JPEG q75 copy).
+
+The JPEG copy is stored class by class; its images are put in an interleaved order
+(index = 10·file_number + class) so that index-based splits stay class-balanced.  That order is
+not the official image order, so the reference splits (DARTS halves, NB201 ``cifar-split``)
+select different images on that copy; records say so in ``provenance.split``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import random
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.errors import DataError
+from harness.paths import PROJECT_ROOT, cache_dir, data_dir
+
+MANIFEST = PROJECT_ROOT / "data" / "manifests" / "cifar10.json"
+CACHE_VERSION = 2
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict:
+    with open(MANIFEST) as fh:
+        return json.load(fh)
+
+
+CIFAR_MEAN = tuple(manifest()["mean"])
+CIFAR_STD = tuple(manifest()["std"])
+
+
+@dataclass(frozen=True)
+class Cifar10Source:
+    kind: str  # "cifar10-jpeg" | "cifar-10-batches-py"
+    path: Path
+    label: str
+
+
+def find_cifar10(root: Optional[Path] = None, download: bool = False) -> Cifar10Source:
+    """Locate CIFAR-10 under the data folder; ``download`` fetches the official files with torchvision."""
+    root = data_dir(root)
+    candidates = [root / "cifar-10-batches-py", root / "cifar10-jpeg"]
+    labels = {k: v["label"] for k, v in manifest()["sources"].items()}
+    if (root / "cifar-10-batches-py" / "data_batch_1").is_file():
+        return Cifar10Source("cifar-10-batches-py", root / "cifar-10-batches-py", labels["cifar-10-batches-py"])
+    if (root / "cifar10-jpeg" / "train.zip").is_file():
+        return Cifar10Source("cifar10-jpeg", root / "cifar10-jpeg", labels["cifar10-jpeg"])
+    if download:
+        import torchvision
+
+        try:
+            torchvision.datasets.CIFAR10(root=str(root), train=True, download=True)
+            torchvision.datasets.CIFAR10(root=str(root), train=False, download=True)
+        except Exception as exc:  # network errors etc.
+            raise DataError(f"could not download CIFAR-10 into {root}: {exc}") from exc
+        return find_cifar10(root)
+    raise DataError(
+        "CIFAR-10 not found: looked for "
+        + " and ".join(str(c) for c in candidates)
+        + f" (data folder {root}; set --data-dir or HARNESS_DATA, or pass --download when online)"
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_source(src: Cifar10Source, split: str) -> str:
+    """Check the file(s) of ``split`` against the manifest; returns the checksum used as cache key."""
+    files = manifest()["sources"][src.kind]["files"]
+    if src.kind == "cifar10-jpeg":
+        name = f"{split}.zip"
+        path = src.path / name
+        if not path.is_file():
+            raise DataError(f"CIFAR-10 {split} images not found: looked for {path}")
+        digest = _sha256(path)
+        if digest != files[name]["sha256"]:
+            raise DataError(
+                f"checksum mismatch for {path}: sha256 {digest[:16]}…, expected {files[name]['sha256'][:16]}… "
+                "(corrupt or different file; re-copy it)"
+            )
+        return digest
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    digests = []
+    for name in names:
+        path = src.path / name
+        if not path.is_file():
+            raise DataError(f"CIFAR-10 file not found: looked for {path}")
+        digest = _md5(path)
+        if digest != files[name]["md5"]:
+            raise DataError(f"checksum mismatch for {path}: md5 {digest}, expected {files[name]['md5']}")
+        digests.append(digest)
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+def _decode_zip(path: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    classes = manifest()["classes"]
+    entries = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for name in zf.namelist():
+                parts = name.split("/")
+                if len(parts) != 3 or not parts[2].lower().endswith((".jpg", ".jpeg", ".png")):
+                    continue
+                top, cls, fname = parts
+                if cls not in classes:
+                    raise DataError(f"{path}: unexpected class folder {cls!r} in {name}")
+                entries.append((int(Path(fname).stem), classes.index(cls), name))
+            entries.sort()  # interleaved order: (file number, class)
+            images = np.empty((len(entries), 32, 32, 3), dtype=np.uint8)
+            labels = np.empty(len(entries), dtype=np.int64)
+            for i, (_, cls_idx, name) in enumerate(entries):
+                with Image.open(io.BytesIO(zf.read(name))) as img:
+                    arr = np.asarray(img.convert("RGB"))
+                if arr.shape != (32, 32, 3):
+                    raise DataError(f"{path}:{name}: image of shape {arr.shape}, expected 32x32 RGB")
+                images[i] = arr
+                labels[i] = cls_idx
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{path} is not a readable zip file: {exc}") from exc
+    return images, labels
+
+
+def _decode_batches(folder: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    for name in names:
+        with open(folder / name, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")
+        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def load_cifar10(split: str = "train", root: Optional[Path] = None, download: bool = False
+                 ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, str]]:
+    """Images (N, 3, 32, 32) uint8, labels (N,) int64 and provenance {label, source, sha256}.
+
+    The decoded tensors are cached (``harness.paths.cache_dir()``) keyed by the source checksum.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    src = find_cifar10(root, download=download)
+    digest = verify_source(src, split)
+    cache = cache_dir() / f"cifar10-{src.kind}-{split}-{digest[:16]}-v{CACHE_VERSION}.pt"
+    prov = {"label": src.label, "source": str(src.path), "sha256": digest}
+    if cache.is_file():
+        try:
+            blob = torch.load(cache, weights_only=True)
+            return blob["images"], blob["labels"], prov
+        except Exception:
+            cache.unlink(missing_ok=True)  # corrupt cache: rebuild
+    if src.kind == "cifar10-jpeg":
+        images, labels = _decode_zip(src.path / f"{split}.zip", split)
+    else:
+        images, labels = _decode_batches(src.path, split)
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    y = torch.from_numpy(labels)
+    from harness.records import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({"images": x, "labels": y}, buf)
+    atomic_write_bytes(cache, buf.getvalue())
+    return x, y, prov
+
+
+# --------------------------------------------------------------------------------------------
+# splits
+
+def nb201_cifar_split(n: int = 50000) -> Tuple[np.ndarray, np.ndarray]:
+    """NB201 ``configs/nas-benchmark/cifar-split.txt``: random.seed(1021); shuffle; sorted halves."""
+    idx = list(range(n))
+    rng = random.Random(1021)
+    rng.shuffle(idx)
+    half = n // 2
+    return np.array(sorted(idx[:half])), np.array(sorted(idx[half:]))
+
+
+def darts_halves(n: int = 50000, portion: float = 0.5) -> Tuple[np.ndarray, np.ndarray]:
+    """quark0/darts: first ``portion`` of the training set by index = search-train, rest = search-val."""
+    cut = int(np.floor(portion * n))
+    return np.arange(cut), np.arange(cut, n)
+
+
+SPLITS = {
+    "nb201": ("NB201 cifar-split (seed 1021, 25k/25k)", nb201_cifar_split),
+    "darts": ("DARTS index halves (first 25k / last 25k)", darts_halves),
+}
+
+
+def balanced_subset(indices: np.ndarray, labels: np.ndarray, n: Optional[int], num_classes: int = 10) -> np.ndarray:
+    """Deterministic class-balanced subset: the first n/num_classes indices of each class (index order)."""
+    if n is None or n >= len(indices):
+        return indices
+    if n % num_classes:
+        raise ValueError(f"subset size {n} is not a multiple of {num_classes} classes")
+    per = n // num_classes
+    lab = labels[indices]
+    chosen = []
+    for c in range(num_classes):
+        members = indices[lab == c]
+        if len(members) < per:
+            raise ValueError(f"class {c} has only {len(members)} images in this split, {per} requested")
+        chosen.append(members[:per])
+    return np.sort(np.concatenate(chosen))
+
+
+def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Downsample a uint8 batch once (bilinear, antialiased), staying uint8."""
+    if x.shape[-1] == size:
+        return x
+    out = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# batched augmentation (on whatever device the tensors live on)
+
+class Normalizer:
+    def __init__(self, device: torch.device, mean=CIFAR_MEAN, std=CIFAR_STD):
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0
+
+    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return (x_uint8.float() - self.mean) / self.std
+
+
+def random_crop_flip(x: torch.Tensor, pad: int, gen: torch.Generator, flip: bool = True) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, per image, for a whole batch (uint8 or float)."""
+    b, _, h, w = x.shape
+    dev = x.device
+    if pad > 0:
+        x = F.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
+        ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
+        rows = (oy[:, None] + torch.arange(h, device=dev)[None]).view(b, 1, h, 1)
+        cols = (ox[:, None] + torch.arange(w, device=dev)[None]).view(b, 1, 1, w)
+        bidx = torch.arange(b, device=dev).view(b, 1, 1, 1)
+        cidx = torch.arange(x.shape[1], device=dev).view(1, -1, 1, 1)
+        x = x[bidx, cidx, rows, cols]
+    if flip:
+        mask = (torch.rand(b, generator=gen) < 0.5).to(dev).view(b, 1, 1, 1)
+        x = torch.where(mask, x.flip(-1), x)
+    return x
+
+
+def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
+    """One length×length hole per image (centre uniform, clipped at the border), as DARTS' Cutout."""
+    if length <= 0:
+        return x
+    b, _, h, w = x.shape
+    cy = torch.randint(0, h, (b,), generator=gen).to(x.device).view(b, 1, 1)
+    cx = torch.randint(0, w, (b,), generator=gen).to(x.device).view(b, 1, 1)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    half = length // 2
+    hole = (ys >= cy - half) & (ys < cy + half + length % 2) & (xs >= cx - half) & (xs < cx + half + length % 2)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# search data: train/val halves on the device, batches per epoch
+
+@dataclass
+class SearchDataConfig:
+    split: str = "nb201"              # nb201 | darts
+    val_sampling: str = "paired"      # paired (NB201: a random val image per train image, with replacement)
+                                      # | fresh-iterator (DARTS: next(iter(val_loader)) each step)
+    n_train: Optional[int] = None     # class-balanced subset of the search-train half (None = all)
+    n_val: Optional[int] = None       # class-balanced subset of the search-val half
+    n_eval: Optional[int] = None      # images of the val half used for the per-epoch supernet evaluation
+    image_size: int = 32
+    batch_size: int = 64
+    augment: bool = True
+    dataset: str = "cifar10"
+
+
+class SearchData:
+    """Search-train / search-val tensors kept on ``device`` and batched per epoch."""
+
+    def __init__(self, cfg: SearchDataConfig, device: torch.device, root: Optional[Path] = None):
+        if cfg.split not in SPLITS:
+            raise ValueError(f"unknown split {cfg.split!r}; expected one of {sorted(SPLITS)}")
+        if cfg.val_sampling not in ("paired", "fresh-iterator"):
+            raise ValueError(f"unknown val_sampling {cfg.val_sampling!r}")
+        self.cfg = cfg
+        self.device = device
+        x, y, prov = load_cifar10("train", root)
+        split_name, split_fn = SPLITS[cfg.split]
+        tr_idx, va_idx = split_fn(len(y))
+        labels = y.numpy()
+        tr_idx = balanced_subset(tr_idx, labels, cfg.n_train)
+        va_idx = balanced_subset(va_idx, labels, cfg.n_val)
+        ev_idx = balanced_subset(va_idx, labels, cfg.n_eval) if cfg.n_eval else va_idx
+        small = lambda idx: resize_uint8(x[torch.as_tensor(idx)], cfg.image_size).to(device)  # noqa: E731
+        self.x_train, self.y_train = small(tr_idx), y[torch.as_tensor(tr_idx)].to(device)
+        self.x_val, self.y_val = small(va_idx), y[torch.as_tensor(va_idx)].to(device)
+        self.x_eval, self.y_eval = small(ev_idx), y[torch.as_tensor(ev_idx)].to(device)
+        self.normalize = Normalizer(device)
+        self.pad = max(1, cfg.image_size // 8) if cfg.augment else 0
+        order = "interleaved JPEG-copy order" if prov["label"].endswith("copy)") else "official order"
+        self.provenance = {
+            "dataset": prov["label"],
+            "dataset_sha256": prov["sha256"],
+            "split": f"{split_name} applied to the {order}; search-train {len(tr_idx)}, search-val {len(va_idx)}"
+                     f" (class-balanced), eval {len(ev_idx)}",
+            "image_size": cfg.image_size,
+        }
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.y_train) // self.cfg.batch_size)
+
+    def _augment(self, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.cfg.augment:
+            xb = random_crop_flip(xb, self.pad, gen)
+        return self.normalize(xb)
+
+    def epoch(self, gen: torch.Generator) -> Iterator[Tuple[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]]:
+        """Yield ((x_tr, y_tr), (x_val, y_val)) for one epoch over the shuffled search-train half.
+
+        Both halves get the training augmentation (as every reference does during search).
+        """
+        n_tr, n_va, bs = len(self.y_train), len(self.y_val), self.cfg.batch_size
+        perm = torch.randperm(n_tr, generator=gen)
+        for start in range(0, n_tr, bs):
+            ti = perm[start:start + bs]
+            if self.cfg.val_sampling == "paired":
+                vi = torch.randint(0, n_va, (len(ti),), generator=gen)
+            else:
+                vi = torch.randperm(n_va, generator=gen)[:bs]
+            ti, vi = ti.to(self.device), vi.to(self.device)
+            yield ((self._augment(self.x_train[ti], gen), self.y_train[ti]),
+                   (self._augment(self.x_val[vi], gen), self.y_val[vi]))
+
+    def eval_batches(self, batch_size: int = 256) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.y_eval), batch_size):
+            yield self.normalize(self.x_eval[start:start + batch_size]), self.y_eval[start:start + batch_size]

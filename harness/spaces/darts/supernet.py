@@ -1,0 +1,209 @@
+"""DARTS search supernet (quark0/darts:cnn/model_search.py, spec §1.2–1.3) with a GDAS forward.
+
+Modes (``Supernet.mode``):
+
+* ``"softmax"``: every edge computes Σ_k softmax(α_edge)_k · op_k(x) over all 8 ops (DARTS).
+* ``"gumbel"``: one hard Gumbel-softmax straight-through sample per edge (GDAS, spec §4.1);
+  only the sampled op runs and the edge output is ``op_idx(x) · hardwts[idx]`` (the DARTS-space
+  ``MixedOp.forward_gdas`` form).  ``gumbel_scope="network"`` draws one sample per forward per cell
+  type, shared by all cells of that type (AutoDL GDAS); ``"cell"`` draws a fresh sample for every cell
+  (MiLeNAS-Gumbel, spec §3.6).  Samples use torch's global RNG.
+
+``fixed_reduction=True`` is GDAS-FRC (spec §4.4): the reduction cells are the fixed GDAS cell and only
+``alphas_normal`` exists.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.errors import ConfigError
+from harness.spaces.base import Supernet
+from harness.spaces.darts.genotype import Genotype, derive_cell
+from harness.spaces.darts.ops import OPS, PRIMITIVES, FactorizedReduce, GDASReductionCell, ReLUConvBN
+
+GUMBEL_SCOPES = ("network", "cell")
+
+
+def gumbel_hard_sample(alpha: torch.Tensor, tau: float) -> Tuple[torch.Tensor, List[int]]:
+    """GDAS sampler (xautodl ``get_gumbel_prob``): row-wise hard Gumbel-softmax, straight-through.
+
+    Returns ``hardwts`` (value one-hot, gradient of the soft sample
+    softmax((log_softmax(α) + g) / τ)) and the sampled index of every row.  Resamples while any Gumbel
+    value or probability is inf/NaN.
+    """
+    while True:
+        gumbels = -torch.empty_like(alpha).exponential_().log()
+        logits = (alpha.log_softmax(dim=-1) + gumbels) / tau
+        probs = F.softmax(logits, dim=-1)
+        index = probs.max(-1, keepdim=True)[1]
+        one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+        hardwts = one_h - probs.detach() + probs
+        if torch.isinf(gumbels).any() or torch.isinf(probs).any() or torch.isnan(probs).any():
+            continue
+        return hardwts, index.view(-1).tolist()
+
+
+class MixedOp(nn.Module):
+    """All 8 primitives on one edge; pooling ops get an extra BN(affine=False) (search model only)."""
+
+    def __init__(self, C: int, stride: int):
+        super().__init__()
+        self._ops = nn.ModuleList()
+        for primitive in PRIMITIVES:
+            op = OPS[primitive](C, stride, False)
+            if "pool" in primitive:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            self._ops.append(op)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, index: Optional[int] = None) -> torch.Tensor:
+        if index is None:  # softmax mixture over all ops
+            return sum(w * op(x) for w, op in zip(weights, self._ops))
+        return self._ops[index](x) * weights[index]  # GDAS: only the sampled op
+
+
+class SearchCell(nn.Module):
+    """quark0 search cell: preprocess (affine=False), ``steps`` nodes over all previous states."""
+
+    def __init__(self, steps: int, multiplier: int, C_prev_prev: int, C_prev: int, C: int,
+                 reduction: bool, reduction_prev: bool):
+        super().__init__()
+        self.reduction = reduction
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=False)
+        self._steps = steps
+        self.multiplier = multiplier
+        self._ops = nn.ModuleList()
+        for i in range(steps):
+            for j in range(2 + i):
+                stride = 2 if reduction and j < 2 else 1
+                self._ops.append(MixedOp(C, stride))
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                indices: Optional[List[int]] = None) -> torch.Tensor:
+        s0 = self.preprocess0(s0)
+        s1 = self.preprocess1(s1)
+        states = [s0, s1]
+        offset = 0
+        for _ in range(self._steps):
+            s = sum(self._ops[offset + j](h, weights[offset + j], None if indices is None else indices[offset + j])
+                    for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-self.multiplier:], dim=1)
+
+
+class DartsSupernet(Supernet):
+    """The DARTS search network (defaults: C=16, 8 cells, 4 nodes; 1.930618 M weights)."""
+
+    def __init__(self, C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4,
+                 stem_multiplier: int = 3, num_classes: int = 10, fixed_reduction: bool = False,
+                 gumbel_scope: str = "network"):
+        super().__init__()
+        if gumbel_scope not in GUMBEL_SCOPES:
+            raise ConfigError(f"gumbel_scope must be one of {GUMBEL_SCOPES}, got {gumbel_scope!r}")
+        if not (1 <= multiplier <= steps):
+            raise ConfigError(f"multiplier must be in 1..steps={steps}, got {multiplier}")
+        if layers < 1 or C < 1 or steps < 1 or num_classes < 1:
+            raise ConfigError("C, layers, steps and num_classes must be positive")
+        if fixed_reduction and multiplier != 4:
+            raise ConfigError("fixed_reduction (GDAS FRC) needs multiplier 4 (the fixed cell outputs 4 branches)")
+        self._C = C
+        self._layers = layers
+        self._steps = steps
+        self._multiplier = multiplier
+        self._num_classes = num_classes
+        self.fixed_reduction = bool(fixed_reduction)
+        self.gumbel_scope = gumbel_scope
+
+        C_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_curr *= 2
+            if reduction and self.fixed_reduction:
+                cell = GDASReductionCell(C_prev_prev, C_prev, C_curr, reduction_prev, affine=False)
+            else:
+                cell = SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            reduction_prev = reduction
+            self.cells.append(cell)
+            C_prev_prev, C_prev = C_prev, multiplier * C_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+        k = sum(2 + i for i in range(steps))
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(k, len(PRIMITIVES)))
+        if not self.fixed_reduction:
+            self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(k, len(PRIMITIVES)))
+        #: sampled op indices of every cell in the last gumbel forward (None for FRC cells), for inspection
+        self.last_indices: List[Optional[List[int]]] = []
+
+    # ---- α ---------------------------------------------------------------------------------
+    def alphas(self) -> List[nn.Parameter]:
+        if self.fixed_reduction:
+            return [self.alphas_normal]
+        return [self.alphas_normal, self.alphas_reduce]
+
+    arch_parameters = alphas  # quark0 name
+
+    def _alpha_of(self, cell: nn.Module) -> torch.Tensor:
+        return self.alphas_reduce if cell.reduction else self.alphas_normal
+
+    # ---- forward ---------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        self.last_indices = []
+        if self.mode == "softmax":
+            probs = {id(a): F.softmax(a, dim=-1) for a in self.alphas()}
+            for cell in self.cells:
+                if isinstance(cell, GDASReductionCell):
+                    s0, s1 = s1, cell(s0, s1)
+                else:
+                    s0, s1 = s1, cell(s0, s1, probs[id(self._alpha_of(cell))])
+        elif self.mode == "gumbel":
+            shared: Dict[int, Tuple[torch.Tensor, List[int]]] = {}
+            if self.gumbel_scope == "network":  # normal first, then reduce (AutoDL order)
+                for a in self.alphas():
+                    shared[id(a)] = gumbel_hard_sample(a, self.tau)
+            for cell in self.cells:
+                if isinstance(cell, GDASReductionCell):
+                    self.last_indices.append(None)
+                    s0, s1 = s1, cell(s0, s1)
+                    continue
+                alpha = self._alpha_of(cell)
+                hardwts, index = shared[id(alpha)] if shared else gumbel_hard_sample(alpha, self.tau)
+                self.last_indices.append(index)
+                s0, s1 = s1, cell(s0, s1, hardwts, index)
+        else:  # pragma: no cover - set_mode validates
+            raise ValueError(f"unknown forward mode {self.mode!r}")
+        out = self.global_pooling(s1)
+        return self.classifier(out.view(out.size(0), -1))
+
+    # ---- architecture ----------------------------------------------------------------------
+    def alpha_probabilities(self) -> Dict[str, List[List[float]]]:
+        with torch.no_grad():
+            out = {"normal": F.softmax(self.alphas_normal, dim=-1).cpu().tolist()}
+            if not self.fixed_reduction:
+                out["reduce"] = F.softmax(self.alphas_reduce, dim=-1).cpu().tolist()
+        return out
+
+    def derive(self) -> Genotype:
+        """quark0 rule on softmax(α) (spec §1.4); FRC genotypes have ``reduce=None``."""
+        probs = self.alpha_probabilities()
+        concat = list(range(2 + self._steps - self._multiplier, self._steps + 2))
+        normal = derive_cell(probs["normal"], self._steps)
+        reduce = None if self.fixed_reduction else derive_cell(probs["reduce"], self._steps)
+        reduce_concat = [2, 3, 4, 5] if self.fixed_reduction else concat  # FRC: the fixed cell's 4 branches
+        return Genotype(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=reduce_concat)
+
+    genotype = derive  # quark0 name

@@ -1,0 +1,194 @@
+"""NAS-Bench-201 search supernet (spec §6.2; GDAS sampling §4.1).
+
+Mirrors D-X-Y/AutoDL-Projects ``TinyNetworkDarts`` / ``TinyNetworkGDAS`` with
+``NAS201SearchCell`` (xautodl/models/cell_searchs/): same layout and the same submodule names
+(``stem``, ``cells``, ``lastact``, ``global_pooling``, ``classifier``, ``arch_parameters``; cell
+edges in a ``ModuleDict`` keyed ``"i<-j"``), so xautodl state dicts load unchanged.  One α of shape
+(6, 5) is shared by all cells.  ``forward`` returns logits only.
+
+Modes (``set_mode``):
+
+* ``"softmax"``: every edge is ``Σ_k softmax(α)[e, k] · op_k(x)`` (DARTS).
+* ``"gumbel"``: once per forward call one hard Gumbel-softmax straight-through sample
+  ``hardwts = one_hot − soft.detach() + soft``, ``soft = softmax((log_softmax(α) + g) / τ)``,
+  ``g = −log(Exp(1))`` drawn from torch's global RNG exactly as xautodl draws it (resampled while
+  anything is inf/NaN).  The sample is shared by all cells and every image of the batch; only the
+  sampled op of each edge runs.  Edge output (``gdas_edge_form``):
+
+  - ``"xautodl"`` (``NAS201SearchCell.forward_gdas``): ``hardwts[idx]·op_idx(x) + Σ_{k≠idx} hardwts[k]``
+    (the others are scalars of value 0, so every α entry receives a gradient);
+  - ``"sampled_only"`` (``forward_gdas_v1``): ``hardwts[idx]·op_idx(x)``.
+
+The last sample is kept in ``last_sample`` (``(hardwts, index)``, detached) for inspection.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from harness.spaces.base import Supernet
+from harness.spaces.nb201.arch import NB201Arch
+from harness.spaces.nb201.ops import NB201_OPS, ResNetBasicblock, make_op
+
+GDAS_EDGE_FORMS = ("xautodl", "sampled_only")
+
+
+class NB201SearchCell(nn.Module):
+    """Complete DAG of ``max_nodes`` nodes; node i = Σ_{j<i} edge_{i<-j}(node j); output = last node."""
+
+    def __init__(self, C_in: int, C_out: int, max_nodes: int, op_names=NB201_OPS,
+                 affine: bool = False, track_running_stats: bool = False):
+        super().__init__()
+        self.op_names = tuple(op_names)
+        self.max_nodes = max_nodes
+        self.in_dim, self.out_dim = C_in, C_out
+        self.edges = nn.ModuleDict()
+        for i in range(1, max_nodes):
+            for j in range(i):
+                c_in = C_in if j == 0 else C_out
+                self.edges[f"{i}<-{j}"] = nn.ModuleList(
+                    make_op(name, c_in, C_out, 1, affine, track_running_stats) for name in self.op_names)
+        self.edge_keys = sorted(self.edges.keys())
+        self.edge2index = {key: i for i, key in enumerate(self.edge_keys)}
+        self.num_edges = len(self.edges)
+
+    def extra_repr(self) -> str:
+        return f"{self.max_nodes} nodes, inC={self.in_dim}, outC={self.out_dim}"
+
+    def forward(self, x: torch.Tensor, weightss: torch.Tensor) -> torch.Tensor:
+        """Softmax mixture; ``weightss`` = softmax(α), shape (num_edges, num_ops)."""
+        nodes = [x]
+        for i in range(1, self.max_nodes):
+            inter = []
+            for j in range(i):
+                key = f"{i}<-{j}"
+                weights = weightss[self.edge2index[key]]
+                inter.append(sum(layer(nodes[j]) * w for layer, w in zip(self.edges[key], weights)))
+            nodes.append(sum(inter))
+        return nodes[-1]
+
+    def forward_gdas(self, x: torch.Tensor, hardwts: torch.Tensor, index: torch.Tensor,
+                     edge_form: str = "xautodl") -> torch.Tensor:
+        """Only the sampled op of each edge runs (``index[e]``); see the module doc for ``edge_form``."""
+        nodes = [x]
+        for i in range(1, self.max_nodes):
+            inter = []
+            for j in range(i):
+                key = f"{i}<-{j}"
+                e = self.edge2index[key]
+                weights = hardwts[e]
+                argmax = int(index[e].item())
+                ops = self.edges[key]
+                if edge_form == "xautodl":
+                    out = sum(weights[k] * op(nodes[j]) if k == argmax else weights[k]
+                              for k, op in enumerate(ops))
+                else:  # "sampled_only"
+                    out = weights[argmax] * ops[argmax](nodes[j])
+                inter.append(out)
+            nodes.append(sum(inter))
+        return nodes[-1]
+
+
+class NB201Supernet(Supernet):
+    """The NAS-Bench-201 search supernet (C=16, N=5 → 15 cells + 2 ResNet reduction blocks)."""
+
+    def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, max_nodes: int = 4,
+                 affine: bool = False, track_running_stats: bool = False,
+                 gdas_edge_form: str = "xautodl"):
+        super().__init__()
+        if gdas_edge_form not in GDAS_EDGE_FORMS:
+            raise ValueError(f"unknown gdas_edge_form {gdas_edge_form!r}; expected one of {GDAS_EDGE_FORMS}")
+        if int(C) < 1 or int(N) < 1 or int(num_classes) < 1 or int(max_nodes) < 2:
+            raise ValueError(f"invalid NB201 supernet size C={C}, N={N}, num_classes={num_classes}, "
+                             f"max_nodes={max_nodes}")
+        C, N, max_nodes = int(C), int(N), int(max_nodes)
+        self._C, self._layerN, self.max_nodes = C, N, max_nodes
+        self.num_classes = int(num_classes)
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.gdas_edge_form = gdas_edge_form
+        self.op_names = NB201_OPS
+        self.stem = nn.Sequential(nn.Conv2d(3, C, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(C))
+        layer_channels = [C] * N + [C * 2] + [C * 2] * N + [C * 4] + [C * 4] * N
+        layer_reductions = [False] * N + [True] + [False] * N + [True] + [False] * N
+        C_prev = C
+        self.cells = nn.ModuleList()
+        edge2index: Optional[Dict[str, int]] = None
+        for C_curr, reduction in zip(layer_channels, layer_reductions):
+            if reduction:
+                cell: nn.Module = ResNetBasicblock(C_prev, C_curr, 2)  # affine=True, running stats
+            else:
+                cell = NB201SearchCell(C_prev, C_curr, max_nodes, NB201_OPS, self.affine, self.track_running_stats)
+                edge2index = edge2index or cell.edge2index
+            self.cells.append(cell)
+            C_prev = cell.out_dim
+        assert edge2index is not None
+        self.edge2index = edge2index
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, self.num_classes)
+        self.arch_parameters = nn.Parameter(1e-3 * torch.randn(len(edge2index), len(NB201_OPS)))
+        self.last_sample: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+
+    # -- contract ----------------------------------------------------------------------------
+    def alphas(self) -> List[nn.Parameter]:
+        return [self.arch_parameters]
+
+    def alpha_probabilities(self) -> Dict[str, List[List[float]]]:
+        with torch.no_grad():
+            return {"alpha": torch.softmax(self.arch_parameters.detach().float(), dim=-1).cpu().tolist()}
+
+    def derive(self) -> NB201Arch:
+        """Per edge argmax of the raw α over all 5 ops, ``none`` included (xautodl ``genotype``)."""
+        if self.max_nodes != 4:
+            raise ValueError("derive() needs the NAS-Bench-201 cell of 4 nodes")
+        with torch.no_grad():
+            rows = self.arch_parameters.detach().argmax(dim=-1).tolist()
+        return NB201Arch(NB201_OPS[k] for k in rows)
+
+    def extra_repr(self) -> str:
+        return (f"C={self._C}, N={self._layerN}, max_nodes={self.max_nodes}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}, gdas_edge_form={self.gdas_edge_form!r}")
+
+    # -- GDAS sampling -----------------------------------------------------------------------
+    def sample_gumbel(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One hard straight-through Gumbel-softmax sample (hardwts (E, K), index (E, 1)).
+
+        Same draws, in the same order, as xautodl ``TinyNetworkGDAS.forward`` (torch global RNG).
+        """
+        alpha = self.arch_parameters
+        while True:
+            gumbels = -torch.empty_like(alpha).exponential_().log()
+            logits = (alpha.log_softmax(dim=1) + gumbels) / self.tau
+            probs = torch.softmax(logits, dim=1)
+            index = probs.max(-1, keepdim=True)[1]
+            one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+            hardwts = one_h - probs.detach() + probs
+            if torch.isinf(gumbels).any() or torch.isinf(probs).any() or torch.isnan(probs).any():
+                continue
+            return hardwts, index
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "softmax":
+            alphas = torch.softmax(self.arch_parameters, dim=-1)
+            hardwts = index = None
+        elif self.mode == "gumbel":
+            hardwts, index = self.sample_gumbel()
+            self.last_sample = (hardwts.detach(), index.detach())
+        else:
+            raise ValueError(f"unknown forward mode {self.mode!r}")
+        feature = self.stem(x)
+        for cell in self.cells:
+            if isinstance(cell, NB201SearchCell):
+                if hardwts is None:
+                    feature = cell(feature, alphas)
+                else:
+                    feature = cell.forward_gdas(feature, hardwts, index, self.gdas_edge_form)
+            else:
+                feature = cell(feature)
+        out = self.lastact(feature)
+        out = self.global_pooling(out)
+        out = out.view(out.size(0), -1)
+        return self.classifier(out)
