@@ -16,7 +16,7 @@ Resolved config layout::
      space_cfg: {...supernet kwargs...},
      optim: {w_lr, w_lr_min, momentum, nesterov, w_wd, a_lr, a_betas, a_wd, grad_clip, grad_clip_target},
      method_cfg: {...method options...},
-     epochs, max_steps_per_epoch, eval_batch_size, protocol_source, deviations: [str]}
+     epochs, max_steps_per_epoch, early_stop, eval_batch_size, protocol_source, deviations: [str]}
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ OPTIM_KEYS = {"w_lr": float, "w_lr_min": float, "momentum": float, "nesterov": b
               "a_lr": float, "a_betas": list, "a_wd": float, "grad_clip": float,
               "grad_clip_target": CLIP_TARGETS}
 PART_KEYS = {"space", "methods", "data", "supernet", "optim", "epochs", "epochs_by_method",
-             "max_steps_per_epoch", "seeds", "method_overrides"}
+             "max_steps_per_epoch", "seeds", "method_overrides", "early_stop"}
 
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
@@ -255,6 +255,7 @@ def resolve(space: str, entry: Union[str, Dict[str, Any]], seed: int, profile: D
         "method_cfg": copy.deepcopy(prow.get("method", {})),
         "epochs": proto_epochs,
         "max_steps_per_epoch": None,
+        "early_stop": False,
         "eval_batch_size": 256,
         "protocol_source": protocol.get("source", space),
     }
@@ -265,6 +266,8 @@ def resolve(space: str, entry: Union[str, Dict[str, Any]], seed: int, profile: D
         cfg["epochs"] = part["epochs"]
     if method in (part.get("epochs_by_method") or {}):
         cfg["epochs"] = part["epochs_by_method"][method]
+    if "early_stop" in part:
+        cfg["early_stop"] = bool(part["early_stop"])
     if "max_steps_per_epoch" in part:
         cfg["max_steps_per_epoch"] = part["max_steps_per_epoch"]
     cfg["method_cfg"] = _merge(cfg["method_cfg"], (part.get("method_overrides") or {}).get(method))

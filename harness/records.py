@@ -24,10 +24,16 @@ Schema ``harness.run/1`` (every key always present unless marked optional)::
          "arch_info": {...},                             # space facts: nb201 index + benchmark columns;
                                                          # darts params_M, conv counts, size_key
          "alpha_probs": {"alpha": [[...]]},              # softmax(α) per α tensor
+         "search_val_batch_loss"/"search_val_batch_acc": float,   # on the α-step val batches (if any)
+         "iterations": int,                              # search iterations in this epoch
          "epoch_seconds": float}                         # search time of this epoch (no eval/lookup)
       ],
-      "final": {"arch": str, "arch_info": {...}, "search_seconds": float, "iterations": int,
-                "seconds_per_iteration": float, "peak_rss_mb": float},     # null unless status ok
+      "final": {"arch": str, "arch_info": {...}, "val_acc": float, "best_val_acc": float,
+                "search_seconds": float, "iterations": int,
+                "seconds_per_iteration": float,          # all epochs
+                "seconds_per_iteration_steady": float|null,   # all epochs but the first (warm-up)
+                "peak_rss_mb": float, "peak_gpu_mb": float (CUDA only)},   # null unless status ok
+      "early_stopped_at": int (optional: epoch at which the early-stop rule ended the search),
       "started_at": iso8601, "finished_at": iso8601|null
     }
 

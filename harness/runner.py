@@ -198,12 +198,14 @@ class SearchRun:
                 _sync(self.device)
                 t0 = time.perf_counter()
                 sums: Dict[str, torch.Tensor] = {}
+                steps_done = 0
                 for step, (train_batch, val_batch) in enumerate(self.data.epoch(self.gen)):
                     if step >= self.steps_per_epoch:
                         break
                     for k, v in self.method.step(train_batch, val_batch).items():
                         sums[k] = sums[k] + v if k in sums else v
-                    iterations += 1
+                    steps_done += 1
+                iterations += steps_done
                 _sync(self.device)
                 epoch_seconds = time.perf_counter() - t0
                 search_seconds += epoch_seconds
@@ -223,6 +225,7 @@ class SearchRun:
                 entry["arch_info"] = self.space.arch_info(arch)
                 entry["alpha_probs"] = self.net.alpha_probabilities()
                 entry["epoch_seconds"] = epoch_seconds
+                entry["iterations"] = steps_done
                 record["epochs"].append(entry)
                 if record["provenance"].get("benchmark_source") is None:
                     record["provenance"]["benchmark_source"] = entry["arch_info"].get("benchmark_source")
@@ -230,6 +233,9 @@ class SearchRun:
                                "seed": self.cfg["seed"], "epoch": epoch, "epochs": epochs,
                                "loss": train_loss, "val_acc": entry["val_acc"], "epoch_seconds": epoch_seconds,
                                "eta_seconds": epoch_seconds * (epochs - epoch - 1)})
+                if self.cfg.get("early_stop") and entry["arch_info"].get("early_stop"):
+                    record["early_stopped_at"] = epoch  # MiLeNAS §3.4 rule (normal 6 convs, reduce 0)
+                    break
                 if epoch + 1 < epochs:
                     self.save_checkpoint(record, epoch + 1, search_seconds, iterations)
                     records.write_record(self.record_path, record)
@@ -248,6 +254,7 @@ class SearchRun:
                            "best_val_acc": max(e["val_acc"] for e in record["epochs"]),
                            "search_seconds": search_seconds, "iterations": iterations,
                            "seconds_per_iteration": search_seconds / max(iterations, 1),
+                           "seconds_per_iteration_steady": steady_seconds_per_iteration(record["epochs"]),
                            **peak_memory_mb(self.device)}
         record["status"] = "ok"
         record["finished_at"] = now()
@@ -262,6 +269,13 @@ class SearchRun:
             with torch.no_grad():
                 for a in self.net.alphas():
                     a.fill_(float("nan"))
+
+
+def steady_seconds_per_iteration(epochs: List[Dict[str, Any]]) -> Optional[float]:
+    """Seconds per iteration over every epoch but the first (which carries kernel warm-up)."""
+    later = epochs[1:]
+    n = sum(e.get("iterations", 0) for e in later)
+    return sum(e["epoch_seconds"] for e in later) / n if n else None
 
 
 def records_run_id(cfg: Dict[str, Any]) -> str:
