@@ -69,6 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--classes", type=int, default=10)
     q.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("evaluate", help="train a DARTS-space evaluation network from scratch (profile-scaled recipe)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--genotype", help="Genotype(...) text or a zoo name such as DARTS_V2")
+    g.add_argument("--from-runs", type=Path, default=None,
+                   help="select the genotype from search runs by the paper's protocol (best search-val accuracy)")
+    p.add_argument("--method", default=None, help="with --from-runs: the search method whose runs to select from")
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path)
+    _add_common(p)
+
+    p = sub.add_parser("regress", help="check runs against a regression baseline (accuracy envelopes, relative cost)")
+    p.add_argument("runs", type=Path)
+    p.add_argument("--baseline", required=True, type=Path)
+    p.add_argument("--update", action="store_true",
+                   help="record RUNS as the new baseline (on purpose) instead of checking")
+
     sub.add_parser("list", help="registered methods, spaces and profiles")
     return ap
 
@@ -222,7 +239,20 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"search": cmd_search, "reproduce": cmd_reproduce, "report": cmd_report, "nb201": cmd_nb201,
+def cmd_evaluate(args) -> int:
+    from harness.evaluate import run_evaluate
+
+    rec = run_evaluate(args)
+    return 0 if rec.get("status") == "ok" else 1
+
+
+def cmd_regress(args) -> int:
+    from harness.regress import run_regress
+
+    return run_regress(args)
+
+
+COMMANDS = {"search": cmd_search, "evaluate": cmd_evaluate, "regress": cmd_regress, "reproduce": cmd_reproduce, "report": cmd_report, "nb201": cmd_nb201,
             "darts": cmd_darts, "list": cmd_list}
 
 
