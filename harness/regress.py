@@ -1,0 +1,370 @@
+"""Regression baselines: accuracy envelopes over seeds and relative search cost.
+
+``python -m harness regress RUNS --baseline FILE``          check RUNS against FILE (exit 1 if anything moved)
+``python -m harness regress RUNS --baseline FILE --update`` record RUNS as the new baseline (on purpose)
+
+A baseline holds one entry per ``space/method[variant]/profile`` (search records with status ok):
+
+* **Accuracy envelopes** from several seeds, per metric: the supernet's final ``val_acc``, its
+  ``best_val_acc`` and, on NAS-Bench-201, the found cell's ``cifar10_test_200ep`` (benchmark
+  look-up).  Stored: per-seed values, mean, std (sample, ddof=1), min, max, and the envelope
+  ``[min − margin, max + margin]`` with ``margin = max(K_STD · std, floor)`` (:data:`ACC_RULES`).
+  Each observed seed must lie inside the envelope.  A run store may hold fewer seeds than the
+  baseline (CI runs seed 0; the envelope came from seeds 0-2).
+* **Search cost as ratios**, never absolute seconds: a method's steady seconds per iteration
+  (``final.seconds_per_iteration_steady``, else ``seconds_per_iteration``) divided by the
+  reference method's (:data:`REFERENCE`, darts-1st) in the same space, profile and run store —
+  both measured on the same machine under the same load.  Plus the MiLeNAS / DARTS-2nd ratio per
+  space.  A ratio passes when ``base/(1+tol) <= observed <= base·(1+tol)`` (two-sided in log
+  space, so a slower reference — every other ratio drops — fails too).  ``tol`` is
+  ``max(COST_TOL_MIN, COST_K_SPREAD · largest relative deviation of a per-seed ratio)``.
+
+Why these numbers (smoke profile, 2-core CPU, 2 worker processes — the CI conditions): see
+``data/baselines/README.md`` and the ``rules`` block written into each baseline file; the rules
+used for a check are the ones stored in the baseline, so re-recording never silently changes
+the semantics of an old file.
+
+Missing or failed runs in RUNS are failures with their own line.  A missing or corrupt baseline
+file is a :class:`~harness.errors.HarnessError` (one ``error:`` line, exit 2).
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from harness import records
+from harness.errors import HarnessError
+
+BASELINE_SCHEMA = "harness.regress-baseline/1"
+REFERENCE = "darts-1st"
+PAIRS = [("milenas", "darts-2nd")]   # extra cost ratios recorded per space (numerator, denominator)
+
+#: accuracy metrics (percentage points): margin = max(k_std · std, floor)
+ACC_RULES: Dict[str, Dict[str, float]] = {
+    "val_acc": {"k_std": 2.0, "floor": 3.0},
+    "best_val_acc": {"k_std": 2.0, "floor": 3.0},
+    # a found cell's benchmark accuracy is discrete (one of 15,625 cells), so one argmax flip can
+    # move it by tens of points: a wider floor, and the seeds' min/max already carry that spread.
+    "cifar10_test_200ep": {"k_std": 1.0, "floor": 5.0},
+}
+COST_TOL_MIN = 0.5       # +50 % / −33 %: passes scheduling noise of 2 busy workers, fails a 2× slowdown
+COST_K_SPREAD = 2.0
+COST_TOL_MAX = 0.8       # never so wide that a +100 % slowdown of one method passes
+
+
+# ---------------------------------------------------------------------- reading runs
+
+def entry_key(space: str, method: str, variant: Dict[str, Any], profile: str) -> str:
+    from harness.config import variant_suffix
+
+    return f"{space}/{method}{variant_suffix(variant or {})}/{profile}"
+
+
+def _rec_key(rec: Dict[str, Any]) -> str:
+    return entry_key(rec["space"], rec["method"], rec.get("variant") or {}, rec.get("profile", "?"))
+
+
+def seconds_per_iteration(rec: Dict[str, Any]) -> Optional[float]:
+    fin = rec.get("final") or {}
+    v = fin.get("seconds_per_iteration_steady")
+    if v is None:
+        v = fin.get("seconds_per_iteration")
+    return float(v) if v is not None else None
+
+
+def accuracy_metrics(rec: Dict[str, Any]) -> Dict[str, float]:
+    fin = rec.get("final") or {}
+    out: Dict[str, float] = {}
+    for key in ("val_acc", "best_val_acc"):
+        if fin.get(key) is not None:
+            out[key] = float(fin[key])
+    bench = (fin.get("arch_info") or {}).get("benchmark") or {}
+    if rec.get("space") == "nb201" and bench.get("cifar10_test_200ep") is not None:
+        out["cifar10_test_200ep"] = float(bench["cifar10_test_200ep"])
+    return out
+
+
+def load_search_records(runs: Path) -> List[Dict[str, Any]]:
+    runs = Path(runs)
+    if not runs.is_dir():
+        raise HarnessError(f"runs folder {runs} does not exist")
+    return [r for r in records.load_runs(runs) if r.get("kind", "search") == "search"]
+
+
+def _group(recs: Iterable[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
+    out: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        out[_rec_key(r)].append(r)
+    for v in out.values():
+        v.sort(key=lambda r: r.get("seed", 0))
+    return out
+
+
+def _stats(values: List[float]) -> Dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values)}
+
+
+def _cost_ratio(recs: List[Dict[str, Any]], ref: List[Dict[str, Any]]) -> Optional[float]:
+    a = [seconds_per_iteration(r) for r in recs]
+    b = [seconds_per_iteration(r) for r in ref]
+    a = [x for x in a if x]
+    b = [x for x in b if x]
+    if not a or not b:
+        return None
+    return statistics.fmean(a) / statistics.fmean(b)
+
+
+def _per_seed_ratios(recs: List[Dict[str, Any]], ref: List[Dict[str, Any]]) -> Dict[str, float]:
+    by_seed = {r["seed"]: seconds_per_iteration(r) for r in ref}
+    out = {}
+    for r in recs:
+        num, den = seconds_per_iteration(r), by_seed.get(r["seed"])
+        if num and den:
+            out[str(r["seed"])] = num / den
+    return out
+
+
+def _cost_block(recs: List[Dict[str, Any]], ref: List[Dict[str, Any]], ref_name: str) -> Optional[Dict[str, Any]]:
+    value = _cost_ratio(recs, ref)
+    if value is None:
+        return None
+    per_seed = _per_seed_ratios(recs, ref)
+    spread = max((abs(v / value - 1.0) for v in per_seed.values()), default=0.0)
+    tol = min(COST_TOL_MAX, max(COST_TOL_MIN, COST_K_SPREAD * spread))
+    return {"reference": ref_name, "value": value, "per_seed": per_seed, "max_rel_spread": spread,
+            "tol": tol, "low": value / (1.0 + tol), "high": value * (1.0 + tol),
+            "seconds_per_iteration": {str(r["seed"]): seconds_per_iteration(r) for r in recs}}
+
+
+# ---------------------------------------------------------------------- recording
+
+def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]:
+    failed = [r["run_id"] for r in recs if r.get("status") != "ok"]
+    if failed:
+        raise HarnessError(f"cannot record a baseline from a run store with unfinished or failed runs: "
+                           f"{', '.join(sorted(failed))}")
+    if not recs:
+        raise HarnessError(f"no search records under {runs_dir}: nothing to record")
+    groups = _group(recs)
+    entries: Dict[str, Any] = {}
+    for key, grp in sorted(groups.items()):
+        r0 = grp[0]
+        acc: Dict[str, Any] = {}
+        names = sorted({m for r in grp for m in accuracy_metrics(r)}, key=list(ACC_RULES).index)
+        for metric in names:
+            vals = {str(r["seed"]): accuracy_metrics(r)[metric] for r in grp if metric in accuracy_metrics(r)}
+            st = _stats(list(vals.values()))
+            rule = ACC_RULES[metric]
+            margin = max(rule["k_std"] * st["std"], rule["floor"])
+            acc[metric] = {"per_seed": vals, **st, "margin": margin,
+                           "low": st["min"] - margin, "high": st["max"] + margin}
+        ref_key = entry_key(r0["space"], REFERENCE, {}, r0["profile"])
+        cost = None
+        if ref_key in groups and key != ref_key:
+            cost = _cost_block(grp, groups[ref_key], REFERENCE)
+        entries[key] = {"space": r0["space"], "method": r0["method"], "variant": r0.get("variant") or {},
+                        "label": r0.get("label"), "profile": r0["profile"], "scale": r0.get("scale"),
+                        "seeds": [r["seed"] for r in grp], "config_hash": r0.get("config_hash"),
+                        "accuracy": acc, "cost": cost}
+    pairs: Dict[str, Any] = {}
+    for key, grp in sorted(groups.items()):
+        r0 = grp[0]
+        for num, den in PAIRS:
+            if r0["method"] != num or r0.get("variant"):
+                continue
+            den_key = entry_key(r0["space"], den, {}, r0["profile"])
+            if den_key in groups:
+                block = _cost_block(grp, groups[den_key], den)
+                if block:
+                    pairs[f"{r0['space']}/{num}÷{den}/{r0['profile']}"] = {
+                        "space": r0["space"], "profile": r0["profile"], "numerator": key,
+                        "denominator": den_key, **block}
+    provs = [r.get("provenance") or {} for r in recs]
+    manifest = {}
+    try:
+        manifest = json.loads((Path(runs_dir) / "runs.json").read_text())
+    except (OSError, ValueError):
+        pass
+    return {
+        "schema": BASELINE_SCHEMA,
+        "provenance": {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "commits": sorted({p.get("commit", "unknown") for p in provs}),
+            "dirty": any(p.get("dirty") for p in provs),
+            "profiles": sorted({r["profile"] for r in recs}),
+            "seeds": sorted({r["seed"] for r in recs}),
+            "devices": sorted({p.get("device", "?") for p in provs}),
+            "threads": sorted({p.get("threads") for p in provs if p.get("threads") is not None}),
+            "torch": sorted({(p.get("versions") or {}).get("torch", "?") for p in provs}),
+            "n_runs": len(recs),
+            "runs_dir": str(runs_dir),
+            "command": manifest.get("command"),
+        },
+        "rules": {
+            "accuracy": {"metrics": ACC_RULES,
+                         "envelope": "[min - margin, max + margin], margin = max(k_std * std(ddof=1), floor); "
+                                     "each observed seed must lie inside"},
+            "cost": {"reference": REFERENCE, "tol_min": COST_TOL_MIN, "k_spread": COST_K_SPREAD,
+                     "tol_max": COST_TOL_MAX,
+                     "ratio": "mean steady s/iter of the method / mean of the reference, same space, profile "
+                              "and run store",
+                     "pass": "value/(1+tol) <= observed <= value*(1+tol); tol = clip(k_spread * max per-seed "
+                             "relative deviation, tol_min, tol_max)"},
+        },
+        "entries": entries,
+        "pairs": pairs,
+    }
+
+
+def write_baseline(path: Path, baseline: Dict[str, Any]) -> None:
+    try:
+        records.atomic_write_bytes(Path(path), (json.dumps(baseline, indent=1, ensure_ascii=False) + "\n").encode())
+    except OSError as exc:
+        raise HarnessError(f"cannot write baseline {path}: {exc.strerror or exc}") from exc
+
+
+def load_baseline(path: Path) -> Dict[str, Any]:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise HarnessError(f"baseline {path} not found (record one with --update)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"cannot read baseline {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"baseline {path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
+                           "restore it or record a new one with --update") from None
+    if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA or not isinstance(data.get("entries"), dict):
+        raise HarnessError(f"baseline {path} is not a {BASELINE_SCHEMA} file")
+    return data
+
+
+# ---------------------------------------------------------------------- checking
+
+Row = Dict[str, Any]
+
+
+def _fmt(v: Optional[float], nd: int = 2) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
+
+
+def check(baseline: Dict[str, Any], recs: List[Dict[str, Any]]) -> Tuple[List[Row], List[str]]:
+    """Rows of the comparison table and extra notes; a row's ``ok`` is False when it fails."""
+    groups = _group(recs)
+    rows: List[Row] = []
+    notes: List[str] = []
+    ok_groups = {k: [r for r in g if r.get("status") == "ok"] for k, g in groups.items()}
+    for key, ent in sorted(baseline["entries"].items()):
+        grp = groups.get(key, [])
+        if not grp:
+            rows.append({"check": key, "metric": "run", "baseline": f"seeds {ent.get('seeds')}", "observed": "missing",
+                         "delta": "", "tol": "", "ok": False})
+            continue
+        for r in grp:
+            if r.get("status") != "ok":
+                why = (r.get("failure") or {}).get("reason") or f"status {r.get('status')}"
+                rows.append({"check": f"{key} s{r.get('seed')}", "metric": "run", "baseline": "ok",
+                             "observed": f"{r.get('status')}: {why}", "delta": "", "tol": "", "ok": False})
+        good = ok_groups[key]
+        hashes = {r.get("config_hash") for r in good}
+        if ent.get("config_hash") and hashes and hashes != {ent["config_hash"]}:
+            notes.append(f"{key}: config differs from the baseline's ({ent['config_hash']} vs "
+                         f"{', '.join(sorted(h or '?' for h in hashes))}); if intended, re-record with --update")
+        for metric, env in ent.get("accuracy", {}).items():
+            for r in good:
+                val = accuracy_metrics(r).get(metric)
+                if val is None:
+                    rows.append({"check": f"{key} s{r['seed']}", "metric": metric,
+                                 "baseline": f"[{_fmt(env['low'])}, {_fmt(env['high'])}]", "observed": "absent",
+                                 "delta": "", "tol": f"±{_fmt(env['margin'])}", "ok": False})
+                    continue
+                inside = env["low"] <= val <= env["high"]
+                delta = val - env["mean"]
+                rows.append({"check": f"{key} s{r['seed']}", "metric": metric,
+                             "baseline": f"[{_fmt(env['low'])}, {_fmt(env['high'])}] (mean {_fmt(env['mean'])})",
+                             "observed": _fmt(val), "delta": f"{delta:+.2f} pp", "tol": f"±{_fmt(env['margin'])} pp",
+                             "ok": inside})
+        cost = ent.get("cost")
+        if cost and good:
+            ref_key = entry_key(ent["space"], cost["reference"], {}, ent["profile"])
+            rows.append(_ratio_row(key, f"s/iter ÷ {cost['reference']}", cost, good, ok_groups.get(ref_key, [])))
+    for key, pair in sorted(baseline.get("pairs", {}).items()):
+        num, den = ok_groups.get(pair["numerator"], []), ok_groups.get(pair["denominator"], [])
+        if num:  # a missing numerator already failed above
+            rows.append(_ratio_row(key, "s/iter ratio", pair, num, den))
+    known = set(baseline["entries"])
+    extra = sorted(k for k in groups if k not in known)
+    if extra:
+        notes.append("not in the baseline (not checked): " + ", ".join(extra))
+    return rows, notes
+
+
+def _ratio_row(key: str, metric: str, block: Dict[str, Any], num: List[Dict[str, Any]],
+               den: List[Dict[str, Any]]) -> Row:
+    base = block["value"]
+    tol = f"×/÷ {1 + block['tol']:.2f} ({block['tol'] * 100:+.0f}%)"
+    observed = _cost_ratio(num, den)
+    if observed is None:
+        return {"check": key, "metric": metric, "baseline": _fmt(base, 3),
+                "observed": f"no {block['reference']} run to compare with", "delta": "", "tol": tol, "ok": False}
+    ok = block["low"] <= observed <= block["high"]
+    return {"check": key, "metric": metric, "baseline": f"{_fmt(base, 3)} [{_fmt(block['low'], 3)}, {_fmt(block['high'], 3)}]",
+            "observed": _fmt(observed, 3), "delta": f"{(observed / base - 1) * 100:+.0f}%", "tol": tol, "ok": ok}
+
+
+def format_table(rows: List[Row]) -> str:
+    head = ["check", "metric", "baseline", "observed", "delta", "tolerance", "result"]
+    body = [[r["check"], r["metric"], r["baseline"], r["observed"], r["delta"], r["tol"], "PASS" if r["ok"] else "FAIL"]
+            for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    out = [line(head), line(["-" * w for w in widths])]
+    out += [line(b) for b in body]
+    return "\n".join(out)
+
+
+def run_regress(args) -> int:
+    runs, path = Path(args.runs), Path(args.baseline)
+    recs = load_search_records(runs)
+    if getattr(args, "update", False):
+        baseline = build_baseline(recs, runs)
+        write_baseline(path, baseline)
+        prov = baseline["provenance"]
+        print(f"baseline recorded: {path} ({len(baseline['entries'])} entries, {prov['n_runs']} runs, "
+              f"seeds {prov['seeds']}, profiles {', '.join(prov['profiles'])})")
+        for key, ent in baseline["entries"].items():
+            c = ent.get("cost")
+            cost = f"cost {c['value']:.3f}×{c['reference']} (tol {c['tol'] * 100:.0f}%)" if c else "cost reference"
+            accs = ", ".join(f"{m} [{a['low']:.1f}, {a['high']:.1f}]" for m, a in ent["accuracy"].items())
+            print(f"  {key}: {accs}; {cost}")
+        for key, p in baseline["pairs"].items():
+            print(f"  {key}: {p['value']:.3f} (tol {p['tol'] * 100:.0f}%)")
+        return 0
+    baseline = load_baseline(path)
+    rows, notes = check(baseline, recs)
+    print(f"regression check: {runs} against {path} (recorded {baseline['provenance'].get('date', '?')}, "
+          f"seeds {baseline['provenance'].get('seeds')})")
+    print(format_table(rows))
+    for n in notes:
+        print(f"note: {n}")
+    failed = [r for r in rows if not r["ok"]]
+    if failed:
+        print(f"FAIL: {len(failed)} of {len(rows)} checks out of tolerance "
+              f"(if the change is intended, re-record: python -m harness regress {runs} --baseline {path} --update)")
+        return 1
+    print(f"PASS: all {len(rows)} checks within tolerance")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from harness.cli import main
+
+    sys.exit(main(["regress", *sys.argv[1:]]))

@@ -1,0 +1,109 @@
+"""Profiles, protocols and resolved configs."""
+from __future__ import annotations
+
+import pytest
+
+from harness import config as C
+from harness.errors import ConfigError
+from harness.registry import list_methods
+
+FIVE = {"darts-1st", "darts-2nd", "gdas", "milenas", "single-level"}
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "paper", "gpu-quick"])
+def test_shipped_profiles_resolve(name):
+    prof = C.load_profile(name)
+    configs = C.expand_profile(prof)
+    assert {c["method"] for c in configs if c["space"] == "nb201"} == FIVE
+    for cfg in configs:
+        assert cfg["scale"] == prof["scale"]
+        assert cfg["method"] in list_methods()
+
+
+def test_smoke_covers_both_spaces_with_all_five_methods():
+    configs = C.expand_profile(C.load_profile("smoke"))
+    for space in ("nb201", "darts"):
+        assert {c["method"] for c in configs if c["space"] == space} == FIVE
+
+
+def test_paper_profile_is_the_reference_protocol():
+    configs = C.expand_profile(C.load_profile("paper"), spaces=["nb201"])
+    by_method = {c["method"]: c for c in configs if c["seed"] == 0}
+    d1 = by_method["darts-1st"]
+    assert d1["space_cfg"] == {"C": 16, "N": 5, "track_running_stats": False}
+    assert d1["data"]["split"] == "nb201" and d1["data"]["image_size"] == 32 and d1["data"]["n_train"] is None
+    assert d1["epochs"] == 50 and by_method["gdas"]["epochs"] == 250
+    assert d1["optim"]["nesterov"] is True and d1["optim"]["w_wd"] == 5e-4
+    assert d1["method_cfg"]["order"] == "w_first" and by_method["darts-2nd"]["method_cfg"]["order"] == "alpha_first"
+    assert by_method["gdas"]["method_cfg"]["tau_min"] == 0.1
+    # the only deviation at paper scale on NB201 is that MiLeNAS/single-level have no NB201 reference
+    assert d1["deviations"] == []
+    assert any("no NAS-Bench-201 reference" in d for d in by_method["milenas"]["deviations"])
+    darts = C.expand_profile(C.load_profile("paper"), spaces=["darts"])
+    d = {c["method"]: c for c in darts if c["seed"] == 0}
+    assert d["darts-2nd"]["optim"]["w_wd"] == 3e-4 and d["darts-2nd"]["optim"]["nesterov"] is False
+    assert d["darts-2nd"]["data"]["split"] == "darts" and d["darts-2nd"]["data"]["val_sampling"] == "fresh-iterator"
+    assert len({c["seed"] for c in darts}) == 4
+
+
+def test_smoke_deviations_are_labelled():
+    cfg = C.expand_profile(C.load_profile("smoke"), spaces=["nb201"], methods=["milenas"])[0]
+    text = " ".join(cfg["deviations"])
+    assert "16x16" in text and "640" in text and "C=8" in text
+
+
+def test_variant_label_and_run_id():
+    prof = C.load_profile("smoke")
+    cfg = C.resolve("nb201", {"method": "milenas", "variant": {"lam": 0.1}}, 3, prof, C.find_part(prof, "nb201"))
+    assert cfg["label"] == "MiLeNAS (λ=0.1)"
+    assert cfg["method_cfg"]["lam"] == 0.1
+    assert C.run_id("nb201", "milenas", {"lam": 0.1}, 3) == "nb201__milenas-lam0.1__s3"
+
+
+def test_overrides_apply_and_are_validated():
+    prof = C.load_profile("smoke")
+    part = C.find_part(prof, "nb201")
+    cfg = C.resolve("nb201", "darts-1st", 0, prof, part, C.parse_overrides(["optim.w_lr=0.05", "epochs=2"]))
+    assert cfg["optim"]["w_lr"] == 0.05 and cfg["epochs"] == 2
+    assert any("w_lr=0.05" in d for d in cfg["deviations"])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.batch_size=-1", "batch_size"),
+    ("optim.w_lr=abc", "w_lr"),
+    ("optim.momentum=1.5", "momentum"),
+    ("data.n_train=55", "multiple of 10"),
+    ("data.split=random", "split"),
+    ("optim.grad_clip_target=everything", "grad_clip_target"),
+    ("method_cfg.lam=-1", "lam"),
+    ("method_cfg.bogus=1", "unknown option"),
+    ("epochs=0", "epochs"),
+    ("nonsense=1", "unknown config key"),
+])
+def test_bad_config_values_raise_one_clear_error(override, message):
+    prof = C.load_profile("smoke")
+    with pytest.raises(ConfigError, match=message):
+        C.resolve("nb201", "milenas", 0, prof, C.find_part(prof, "nb201"), C.parse_overrides([override]))
+
+
+def test_unknown_names():
+    with pytest.raises(ConfigError, match="known profiles: .*smoke"):
+        C.load_profile("nope")
+    prof = C.load_profile("smoke")
+    with pytest.raises(ConfigError, match="unknown search method 'nope'"):
+        C.resolve("nb201", "nope", 0, prof, C.find_part(prof, "nb201"))
+    with pytest.raises(ConfigError, match="unknown search space 'nope'"):
+        C.resolve("nope", "milenas", 0, prof, prof["parts"][0])
+
+
+def test_profile_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nparts: [{space: nb201, methods: [milenas], colour: red}]\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        C.load_profile(bad)
+    bad.write_text("name: bad\nseeds: [-1]\nparts: [{space: nb201, methods: [milenas]}]\n")
+    with pytest.raises(ConfigError, match="seeds"):
+        C.load_profile(bad)
+    bad.write_text("parts: [unclosed")
+    with pytest.raises(ConfigError, match="YAML"):
+        C.load_profile(bad)

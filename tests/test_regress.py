@@ -1,0 +1,218 @@
+"""Regression check (``python -m harness regress``): passes on a real run store, fails on a
+doctored one (accuracy out of its envelope, a method or the reference 2x slower, a failed or
+missing run), and the committed smoke baseline is complete and sane."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import records
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.regress import BASELINE_SCHEMA, load_baseline, run_regress
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_BASELINE = REPO / "data" / "baselines" / "smoke.json"
+TINY = {
+    "name": "tiny-regress", "scale": "custom", "seeds": [0, 1],
+    "parts": [{"space": "nb201", "methods": ["darts-1st", "darts-2nd", "milenas"],
+               "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
+               "supernet": {"C": 4, "N": 1}, "epochs": 3}],
+}
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory, shared_data):
+    """A real (tiny) run store with 2 seeds, and the baseline recorded from it."""
+    import torch
+
+    from harness.config import expand_profile, load_profile
+    from harness.runner import run_matrix
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("regress")
+    prof = root / "tiny.yaml"
+    prof.write_text(yaml.safe_dump(TINY))
+    runs = root / "runs"
+    results = run_matrix(expand_profile(load_profile(prof)), runs, shared_data, device="cpu", workers=1,
+                         progress=lambda ev: None)
+    assert all(r["status"] == "ok" for r in results)
+    baseline = root / "baseline.json"
+    assert main(["regress", str(runs), "--baseline", str(baseline), "--update"]) == 0
+    return runs, baseline
+
+
+def _seed0_copy(runs: Path, dest: Path) -> Path:
+    (dest / "records").mkdir(parents=True)
+    for p in (runs / "records").glob("*__s0.json"):
+        shutil.copy(p, dest / "records" / p.name)
+    return dest
+
+
+def _doctor(store: Path, run_id: str, fn) -> None:
+    path = store / "records" / f"{run_id}.json"
+    rec = records.read_record(path)
+    fn(rec)
+    records.write_record(path, rec)
+
+
+def _scale_time(factor: float):
+    def fn(rec):
+        for k in ("seconds_per_iteration", "seconds_per_iteration_steady"):
+            if rec["final"].get(k) is not None:
+                rec["final"][k] *= factor
+    return fn
+
+
+def _regress(capsys, runs, baseline):
+    code = main(["regress", str(runs), "--baseline", str(baseline)])
+    return code, capsys.readouterr().out
+
+
+def test_baseline_file_contents(real_store):
+    _, baseline = real_store
+    data = load_baseline(baseline)
+    assert data["schema"] == BASELINE_SCHEMA
+    assert data["provenance"]["seeds"] == [0, 1] and data["provenance"]["n_runs"] == 6
+    ent = data["entries"]["nb201/milenas/tiny-regress"]
+    acc = ent["accuracy"]["val_acc"]
+    assert set(acc["per_seed"]) == {"0", "1"}
+    assert acc["low"] <= acc["min"] <= acc["max"] <= acc["high"] and acc["margin"] >= 3.0
+    assert "cifar10_test_200ep" in ent["accuracy"]
+    assert ent["cost"]["reference"] == "darts-1st" and 0.5 <= ent["cost"]["tol"] <= 0.8
+    assert data["entries"]["nb201/darts-1st/tiny-regress"]["cost"] is None
+    assert "nb201/milenas÷darts-2nd/tiny-regress" in data["pairs"]
+    assert not list(baseline.parent.glob(".*.tmp"))
+
+
+def test_real_store_passes(real_store, capsys):
+    runs, baseline = real_store
+    code, out = _regress(capsys, runs, baseline)
+    assert code == 0, out
+    assert "PASS: all" in out and "FAIL" not in out
+
+
+def test_subset_of_seeds_passes(real_store, capsys, tmp_path):
+    runs, baseline = real_store
+    code, out = _regress(capsys, _seed0_copy(runs, tmp_path / "s0"), baseline)
+    assert code == 0, out
+
+
+def test_timing_noise_passes(real_store, capsys, tmp_path):
+    runs, baseline = real_store
+    store = _seed0_copy(runs, tmp_path / "s0")
+    _doctor(store, "nb201__milenas__s0", _scale_time(1.2))
+    code, out = _regress(capsys, store, baseline)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("case, run_id, fn, expect", [
+    ("accuracy drop", "nb201__milenas__s0", lambda r: r["final"].update(val_acc=r["final"]["val_acc"] - 15),
+     "val_acc"),
+    ("benchmark accuracy drop", "nb201__darts-2nd__s0",
+     lambda r: r["final"]["arch_info"]["benchmark"].update(cifar10_test_200ep=10.0), "cifar10_test_200ep"),
+    ("method 2x slower", "nb201__milenas__s0", _scale_time(2.0), "s/iter ÷ darts-1st"),
+    ("reference 2x slower", "nb201__darts-1st__s0", _scale_time(2.0), "s/iter ÷ darts-1st"),
+    ("darts-2nd 2x faster", "nb201__darts-2nd__s0", _scale_time(0.5), "s/iter ratio"),
+    ("failed run", "nb201__darts-2nd__s0",
+     lambda r: r.update(status="failed", final=None, failure={"reason": "NonFiniteLoss: nan", "epoch": 1}),
+     "NonFiniteLoss"),
+])
+def test_doctored_store_fails(real_store, capsys, tmp_path, case, run_id, fn, expect):
+    runs, baseline = real_store
+    store = _seed0_copy(runs, tmp_path / "s0")
+    _doctor(store, run_id, fn)
+    code, out = _regress(capsys, store, baseline)
+    assert code == 1, out
+    fails = [ln for ln in out.splitlines() if ln.rstrip().endswith("FAIL")]
+    assert fails and any(expect in ln for ln in fails), out
+    assert "re-record" in out
+
+
+def test_missing_run_fails(real_store, capsys, tmp_path):
+    runs, baseline = real_store
+    store = _seed0_copy(runs, tmp_path / "s0")
+    (store / "records" / "nb201__milenas__s0.json").unlink()
+    code, out = _regress(capsys, store, baseline)
+    assert code == 1
+    assert any("nb201/milenas/tiny-regress" in ln and "missing" in ln and ln.rstrip().endswith("FAIL")
+               for ln in out.splitlines()), out
+
+
+def test_update_refuses_failed_runs(real_store, tmp_path):
+    runs, _ = real_store
+    store = _seed0_copy(runs, tmp_path / "s0")
+    _doctor(store, "nb201__milenas__s0", lambda r: r.update(status="failed"))
+    target = tmp_path / "b.json"
+
+    class A:
+        pass
+
+    args = A()
+    args.runs, args.baseline, args.update = store, target, True
+    with pytest.raises(HarnessError, match="failed"):
+        run_regress(args)
+    assert not target.exists()
+
+
+def test_committed_smoke_baseline_is_complete():
+    from harness.config import expand_profile, load_profile
+    from harness.regress import entry_key
+
+    data = load_baseline(SMOKE_BASELINE)
+    prov = data["provenance"]
+    assert prov["profiles"] == ["smoke"] and len(prov["seeds"]) >= 3
+    expected = {entry_key(c["space"], c["method"], c["variant"], "smoke") for c in expand_profile(load_profile("smoke"))}
+    assert set(data["entries"]) == expected
+    for key, ent in data["entries"].items():
+        assert ent["seeds"] == prov["seeds"], key
+        assert {"val_acc", "best_val_acc"} <= set(ent["accuracy"]), key
+        if ent["space"] == "nb201":
+            assert "cifar10_test_200ep" in ent["accuracy"], key
+        if ent["method"] != "darts-1st":
+            assert ent["cost"] and ent["cost"]["low"] < ent["cost"]["value"] < ent["cost"]["high"], key
+            # a +100 % slowdown of one method must fail
+            assert ent["cost"]["value"] * 2.0 > ent["cost"]["high"], key
+    assert {p["space"] for p in data["pairs"].values()} == {"nb201", "darts"}
+
+
+def test_committed_baseline_passes_its_own_seeds(tmp_path, capsys):
+    """Records rebuilt from the baseline's own per-seed values pass it (envelopes contain their seeds)."""
+    data = load_baseline(SMOKE_BASELINE)
+    store = tmp_path / "runs" / "records"
+    store.mkdir(parents=True)
+    for key, ent in data["entries"].items():
+        for seed in map(str, ent["seeds"]):
+            acc = {m: a["per_seed"][seed] for m, a in ent["accuracy"].items()}
+            spi = (ent["cost"] or {}).get("seconds_per_iteration", {}).get(seed)
+            if ent["cost"] is None:  # the reference itself: its timings sit in the other entries' blocks
+                spi = next(e["cost"]["seconds_per_iteration"][seed] / e["cost"]["per_seed"][seed]
+                           for e in data["entries"].values() if e["cost"] and e["space"] == ent["space"])
+            rec = {"schema": records.SCHEMA, "kind": "search", "run_id": f"{ent['space']}__{ent['method']}__s{seed}",
+                   "space": ent["space"], "method": ent["method"], "variant": ent["variant"], "seed": int(seed),
+                   "profile": ent["profile"], "status": "ok", "failure": None, "config_hash": ent["config_hash"],
+                   "final": {"val_acc": acc["val_acc"], "best_val_acc": acc["best_val_acc"],
+                             "seconds_per_iteration_steady": spi,
+                             "arch_info": {"benchmark": {"cifar10_test_200ep": acc.get("cifar10_test_200ep")}}}}
+            records.write_record(store / f"{rec['run_id']}.json", rec)
+    code, out = _regress(capsys, tmp_path / "runs", SMOKE_BASELINE)
+    assert code == 0, out
+
+
+@pytest.mark.slow
+def test_fresh_smoke_seed0_passes_committed_baseline(tmp_path, shared_data):
+    """What CI does (~4-5 min on 2 cores): reproduce the smoke profile, then regress against the baseline."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "smoke"
+    proc = subprocess.run([sys.executable, "-m", "harness", "reproduce", "--profile", "smoke", "--out", str(out),
+                           "--no-report"], cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run([sys.executable, "-m", "harness", "regress", str(out), "--baseline", str(SMOKE_BASELINE)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

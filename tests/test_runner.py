@@ -1,0 +1,110 @@
+"""The search loop: records, determinism, resume from a checkpoint, failure recording."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import config as C
+from harness import records
+from harness.runner import SearchRun, plan, steady_seconds_per_iteration
+
+TINY = Path(__file__).parent / "fixtures" / "tiny.yaml"
+VOLATILE = {"epoch_seconds", "search_seconds", "seconds_per_iteration", "seconds_per_iteration_steady",
+            "peak_rss_mb", "peak_gpu_mb", "started_at", "finished_at", "hostname"}
+
+
+def strip_times(obj):
+    if isinstance(obj, dict):
+        return {k: strip_times(v) for k, v in obj.items() if k not in VOLATILE}
+    if isinstance(obj, list):
+        return [strip_times(v) for v in obj]
+    return obj
+
+
+def tiny_cfg(space="nb201", method="milenas", seed=0, **over):
+    prof = C.load_profile(TINY)
+    return C.resolve(space, method, seed, prof, C.find_part(prof, space), over)
+
+
+@pytest.fixture
+def run_tiny(shared_data, tmp_path):
+    def go(cfg, out):
+        return SearchRun(cfg, tmp_path / out, shared_data, torch.device("cpu")).run()
+    return go
+
+
+def test_record_has_the_documented_fields(run_tiny, tmp_path):
+    rec = run_tiny(tiny_cfg(), "a")
+    assert rec["status"] == "ok" and rec["schema"] == records.SCHEMA
+    assert (tmp_path / "a" / "records" / "nb201__milenas__s0.json").is_file()
+    assert not (tmp_path / "a" / "checkpoints" / "nb201__milenas__s0.pt").exists()
+    assert len(rec["epochs"]) == 2
+    e = rec["epochs"][-1]
+    for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "arch", "arch_info", "alpha_probs",
+                "epoch_seconds", "iterations", "search_val_batch_acc"):
+        assert key in e
+    assert e["arch_info"]["index"] >= 0 and e["arch_info"]["benchmark"]["cifar10_test_200ep"] > 0
+    prov = rec["provenance"]
+    assert prov["dataset"] == "CIFAR-10 (JPEG q75 copy)" and prov["benchmark_source"]
+    assert prov["commit"] and prov["versions"]["torch"] and prov["device"].startswith("cpu")
+    f = rec["final"]
+    assert f["iterations"] == 8 and f["search_seconds"] > 0 and f["arch"] == e["arch"]
+    assert rec["config_hash"] == records.config_hash(rec["config"])
+
+
+def test_same_seed_same_record(run_tiny):
+    a = run_tiny(tiny_cfg(), "a")
+    b = run_tiny(tiny_cfg(), "b")
+    assert strip_times(a) == strip_times(b)
+    c = run_tiny(tiny_cfg(seed=1), "c")
+    assert strip_times(c)["epochs"] != strip_times(a)["epochs"]
+
+
+def test_resume_from_checkpoint_gives_the_same_record(run_tiny, shared_data, tmp_path):
+    cfg = tiny_cfg("darts", "gdas", epochs=3)
+    full = run_tiny(cfg, "full")
+    run = SearchRun(cfg, tmp_path / "part", shared_data, torch.device("cpu"))
+    # stop after the first epoch, as a kill would: keep the checkpoint, drop the process
+    orig = run.save_checkpoint
+
+    def save_then_die(record, next_epoch, *a):
+        orig(record, next_epoch, *a)
+        raise KeyboardInterrupt
+
+    run.save_checkpoint = save_then_die
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    assert run.ckpt_path.is_file()
+    assert records.read_record(run.record_path)["status"] == "running"
+    resumed = SearchRun(cfg, tmp_path / "part", shared_data, torch.device("cpu")).run()
+    assert strip_times(resumed) == strip_times(full)
+
+
+def test_failed_run_is_recorded_and_not_rerun(run_tiny, tmp_path, monkeypatch):
+    cfg = tiny_cfg()
+    monkeypatch.setenv("HARNESS_FAULT_NAN", "nb201__milenas__s0@1")
+    rec = run_tiny(cfg, "x")
+    assert rec["status"] == "failed" and "non-finite" in rec["failure"]["reason"] and rec["failure"]["epoch"] == 1
+    assert len(rec["epochs"]) == 1
+    assert plan([cfg], tmp_path / "x") == []
+    assert plan([cfg], tmp_path / "x", retry_failed=True) == [cfg]
+
+
+def test_plan_refuses_a_different_config_under_the_same_run_id(run_tiny, tmp_path):
+    cfg = tiny_cfg()
+    run_tiny(cfg, "y")
+    assert plan([cfg], tmp_path / "y") == []
+    other = copy.deepcopy(cfg)
+    other["optim"]["w_lr"] = 0.5
+    with pytest.raises(C.ConfigError, match="different config"):
+        plan([other], tmp_path / "y")
+
+
+def test_steady_time_skips_the_first_epoch():
+    eps = [{"epoch_seconds": 10.0, "iterations": 5}, {"epoch_seconds": 2.0, "iterations": 5},
+           {"epoch_seconds": 3.0, "iterations": 5}]
+    assert steady_seconds_per_iteration(eps) == pytest.approx(0.5)
+    assert steady_seconds_per_iteration(eps[:1]) is None
