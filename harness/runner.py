@@ -85,7 +85,8 @@ def evaluate_supernet(net: torch.nn.Module, batches, seed: int) -> Dict[str, flo
     was_training = net.training
     net.train()
     loss_sum, correct, n = 0.0, 0, 0
-    with torch.random.fork_rng(devices=[]):
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for x, y in batches:
             logits = net(x)
@@ -164,7 +165,7 @@ class SearchRun:
         if not self.ckpt_path.is_file():
             return None
         try:
-            state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+            state = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)  # RNG states stay on CPU
         except Exception:
             return None  # a torn/corrupt checkpoint: start the run again
         if state.get("config_hash") != self.hash:
