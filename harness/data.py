@@ -76,16 +76,8 @@ def find_cifar10(root: Optional[Path] = None, download: bool = False) -> Cifar10
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
+def _digest(path: Path, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
@@ -100,7 +92,7 @@ def verify_source(src: Cifar10Source, split: str) -> str:
         path = src.path / name
         if not path.is_file():
             raise DataError(f"CIFAR-10 {split} images not found: looked for {path}")
-        digest = _sha256(path)
+        digest = _digest(path, "sha256")
         if digest != files[name]["sha256"]:
             raise DataError(
                 f"checksum mismatch for {path}: sha256 {digest[:16]}…, expected {files[name]['sha256'][:16]}… "
@@ -113,7 +105,7 @@ def verify_source(src: Cifar10Source, split: str) -> str:
         path = src.path / name
         if not path.is_file():
             raise DataError(f"CIFAR-10 file not found: looked for {path}")
-        digest = _md5(path)
+        digest = _digest(path, "md5")
         if digest != files[name]["md5"]:
             raise DataError(f"checksum mismatch for {path}: md5 {digest}, expected {files[name]['md5']}")
         digests.append(digest)

@@ -113,43 +113,44 @@ def _as_genotype(genotype: Any) -> Genotype:
     return parse_genotype(genotype, steps=None)
 
 
-class NetworkCIFAR(nn.Module):
-    """quark0 ``NetworkCIFAR``: stem 3×3 conv (3 → 3C) + BN, ``layers`` cells (reductions at L//3 and
-    2L//3), auxiliary head after cell 2L//3, global average pool + Linear."""
+class _EvalNetwork(nn.Module):
+    """What NetworkCIFAR and NetworkImageNet share: the cell stack, auxiliary tap, head and forward."""
 
-    def __init__(self, genotype: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
-                 auxiliary: bool = True, drop_path_prob: float = 0.0):
-        super().__init__()
+    aux_head_cls: type = AuxiliaryHeadCIFAR
+
+    def _init_common(self, genotype: Any, layers: int, auxiliary: bool, drop_path_prob: float) -> Genotype:
         genotype = _as_genotype(genotype)
         self.genotype = genotype
         self._layers = layers
         self._auxiliary = auxiliary
         self.drop_path_prob = float(drop_path_prob)
-        stem_multiplier = 3
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        return genotype
+
+    def _build_cells(self, genotype: Genotype, C_prev_prev: int, C_prev: int, C_curr: int,
+                     reduction_prev: bool, num_classes: int) -> None:
+        """Cells with reductions at layers//3 and 2·layers//3; auxiliary head after cell 2·layers//3."""
         self.cells = nn.ModuleList()
-        reduction_prev = False
         C_to_auxiliary = None
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+        for i in range(self._layers):
+            reduction = i in (self._layers // 3, 2 * self._layers // 3)
             if reduction:
                 C_curr *= 2
             cell = _make_cell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
             reduction_prev = reduction
             self.cells.append(cell)
             C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
-            if i == 2 * layers // 3:
+            if i == 2 * self._layers // 3:
                 C_to_auxiliary = C_prev
-        if auxiliary:
-            self.auxiliary_head = AuxiliaryHeadCIFAR(C_to_auxiliary, num_classes)
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        if self._auxiliary:
+            self.auxiliary_head = self.aux_head_cls(C_to_auxiliary, num_classes)
+        self._C_prev = C_prev
+
+    def stems(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         logits_aux = None
-        s0 = s1 = self.stem(x)
+        s0, s1 = self.stems(x)
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if i == 2 * self._layers // 3 and self._auxiliary and self.training:
@@ -159,17 +160,35 @@ class NetworkCIFAR(nn.Module):
         return logits, logits_aux
 
 
-class NetworkImageNet(nn.Module):
+class NetworkCIFAR(_EvalNetwork):
+    """quark0 ``NetworkCIFAR``: stem 3×3 conv → BN(3C), cells, global average pool, linear."""
+
+    aux_head_cls = AuxiliaryHeadCIFAR
+
+    def __init__(self, genotype: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
+                 auxiliary: bool = True, drop_path_prob: float = 0.0):
+        super().__init__()
+        genotype = self._init_common(genotype, layers, auxiliary, drop_path_prob)
+        C_stem = 3 * C  # stem_multiplier 3
+        self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+        self._build_cells(genotype, C_stem, C_stem, C, reduction_prev=False, num_classes=num_classes)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(self._C_prev, num_classes)
+
+    def stems(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        s = self.stem(x)
+        return s, s
+
+
+class NetworkImageNet(_EvalNetwork):
     """quark0 ``NetworkImageNet`` (mobile setting: C=48, 14 cells, 224×224 inputs, 1000 classes)."""
+
+    aux_head_cls = AuxiliaryHeadImageNet
 
     def __init__(self, genotype: Any, C: int = 48, layers: int = 14, num_classes: int = 1000,
                  auxiliary: bool = True, drop_path_prob: float = 0.0):
         super().__init__()
-        genotype = _as_genotype(genotype)
-        self.genotype = genotype
-        self._layers = layers
-        self._auxiliary = auxiliary
-        self.drop_path_prob = float(drop_path_prob)
+        genotype = self._init_common(genotype, layers, auxiliary, drop_path_prob)
         self.stem0 = nn.Sequential(
             nn.Conv2d(3, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(C // 2),
@@ -182,36 +201,13 @@ class NetworkImageNet(nn.Module):
             nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(C),
         )
-        C_prev_prev, C_prev, C_curr = C, C, C
-        self.cells = nn.ModuleList()
-        reduction_prev = True
-        C_to_auxiliary = None
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            cell = _make_cell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
-            reduction_prev = reduction
-            self.cells.append(cell)
-            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
-            if i == 2 * layers // 3:
-                C_to_auxiliary = C_prev
-        if auxiliary:
-            self.auxiliary_head = AuxiliaryHeadImageNet(C_to_auxiliary, num_classes)
+        self._build_cells(genotype, C, C, C, reduction_prev=True, num_classes=num_classes)
         self.global_pooling = nn.AvgPool2d(7)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        self.classifier = nn.Linear(self._C_prev, num_classes)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        logits_aux = None
+    def stems(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         s0 = self.stem0(x)
-        s1 = self.stem1(s0)
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == 2 * self._layers // 3 and self._auxiliary and self.training:
-                logits_aux = self.auxiliary_head(s1)
-        out = self.global_pooling(s1)
-        logits = self.classifier(out.view(out.size(0), -1))
-        return logits, logits_aux
+        return s0, self.stem1(s0)
 
 
 NETWORKS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet}
