@@ -158,7 +158,13 @@ def cmd_reproduce(args) -> int:
     from harness import config as C
     from harness.runner import check_output_dir, run_matrix
 
+    from harness.registry import get_method, get_space
+
     profile = C.load_profile(args.profile)
+    for name in args.methods or []:
+        get_method(name)  # an unknown name: one error line listing the known ones
+    for name in args.spaces or []:
+        get_space(name)
     configs = C.expand_profile(profile, spaces=args.spaces, methods=args.methods,
                                overrides=C.parse_overrides(args.overrides))
     if not configs:
@@ -166,8 +172,8 @@ def cmd_reproduce(args) -> int:
 
         raise ConfigError("no runs selected (check --spaces / --methods against the profile)")
     workers = _workers(args.workers, args.device)
+    _prepare_data(args)  # bad data fails before anything is created in the output folder
     check_output_dir(args.out)
-    _prepare_data(args)
     _write_matrix_manifest(args, profile, configs)
     print(f"profile {profile['name']} (scale {profile['scale']}): {len(configs)} runs -> {args.out} "
           f"({workers} worker(s))", file=sys.stderr)

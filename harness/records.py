@@ -37,9 +37,12 @@ Schema ``harness.run/1`` (every key always present unless marked optional)::
       "started_at": iso8601, "finished_at": iso8601|null
     }
 
-Evaluation records (kind "evaluation") carry ``genotype``, ``params_M`` and per-epoch
-``{"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"}`` and
-``final = {"test_acc", "test_error", "train_seconds"}``.
+Evaluation records (kind "evaluation", written by ``harness.evaluate``) carry ``genotype`` (text),
+``genotype_name``, ``params_M`` (auxiliary head excluded), ``selection`` (which search run was
+chosen and why, or null), ``deviations``, per-epoch ``{"epoch", "lr", "drop_path_prob",
+"train_loss", "train_acc", "test_loss", "test_acc", "steps", "epoch_seconds"}`` and
+``final = {"test_acc", "test_error", "best_test_acc", "test_loss", "train_acc", "train_seconds",
+"params_M", "steps", "peak_rss_mb"}``.
 
 Accuracies are percentages; times are seconds.
 """

@@ -8,16 +8,23 @@ A baseline holds one entry per ``space/method[variant]/profile`` (search records
 * **Accuracy envelopes** from several seeds, per metric: the supernet's final ``val_acc``, its
   ``best_val_acc`` and, on NAS-Bench-201, the found cell's ``cifar10_test_200ep`` (benchmark
   look-up).  Stored: per-seed values, mean, std (sample, ddof=1), min, max, and the envelope
-  ``[min − margin, max + margin]`` with ``margin = max(K_STD · std, floor)`` (:data:`ACC_RULES`).
+  ``[min − margin, max + margin]`` (clipped to [0, 100]) with ``margin = max(K_STD · std, floor)`` (:data:`ACC_RULES`).
   Each observed seed must lie inside the envelope.  A run store may hold fewer seeds than the
   baseline (CI runs seed 0; the envelope came from seeds 0-2).
 * **Search cost as ratios**, never absolute seconds: a method's steady seconds per iteration
   (``final.seconds_per_iteration_steady``, else ``seconds_per_iteration``) divided by the
-  reference method's (:data:`REFERENCE`, darts-1st) in the same space, profile and run store —
-  both measured on the same machine under the same load.  Plus the MiLeNAS / DARTS-2nd ratio per
-  space.  A ratio passes when ``base/(1+tol) <= observed <= base·(1+tol)`` (two-sided in log
-  space, so a slower reference — every other ratio drops — fails too).  ``tol`` is
-  ``max(COST_TOL_MIN, COST_K_SPREAD · largest relative deviation of a per-seed ratio)``.
+  reference workload of the same space, profile, seed and run store — the geometric mean of the
+  steady s/iter of every method of that space (:data:`REFERENCE`), all measured on the same machine
+  under the same load.  (A single reference method, e.g. darts-1st, was tried first: its runs are
+  only a few seconds long, and one noisy reference run moved every ratio of its space.)  Every
+  method gets a ratio, so a slower darts-1st fails as its own row.  Plus the MiLeNAS / DARTS-2nd
+  ratio per space.  Per seed, ratio_s = t_method,s / geomean_methods(t_·,s); the baseline value
+  is the median over seeds, the observed value the geometric mean over the seeds present.  A
+  ratio passes when ``value/(1+tol) <= observed <= value·(1+tol)`` (two-sided: a big unexplained
+  speed-up also means the baseline is stale).  ``tol = clip(COST_K_SPREAD · max relative
+  deviation of a per-seed ratio from the median, COST_TOL_MIN, COST_TOL_MAX)``: with 5 methods a
+  +100 % slowdown of one method raises its ratio ×2^(4/5) = ×1.74, beyond the largest tolerance
+  (×1.6).
 
 Why these numbers (smoke profile, 2-core CPU, 2 worker processes — the CI conditions): see
 ``data/baselines/README.md`` and the ``rules`` block written into each baseline file; the rules
@@ -42,7 +49,7 @@ from harness import records
 from harness.errors import HarnessError
 
 BASELINE_SCHEMA = "harness.regress-baseline/1"
-REFERENCE = "darts-1st"
+REFERENCE = "geomean"     # reference workload: geometric mean s/iter of all methods of the space (same seed, store)
 PAIRS = [("milenas", "darts-2nd")]   # extra cost ratios recorded per space (numerator, denominator)
 
 #: accuracy metrics (percentage points): margin = max(k_std · std, floor)
@@ -53,9 +60,9 @@ ACC_RULES: Dict[str, Dict[str, float]] = {
     # move it by tens of points: a wider floor, and the seeds' min/max already carry that spread.
     "cifar10_test_200ep": {"k_std": 1.0, "floor": 5.0},
 }
-COST_TOL_MIN = 0.5       # +50 % / −33 %: passes scheduling noise of 2 busy workers, fails a 2× slowdown
+COST_TOL_MIN = 0.5       # ×/÷ 1.5: passes the scheduling noise of 2 busy worker processes
 COST_K_SPREAD = 2.0
-COST_TOL_MAX = 0.8       # never so wide that a +100 % slowdown of one method passes
+COST_TOL_MAX = 0.6       # ×/÷ 1.6 at most: a +100 % slowdown of one of 5 methods (×1.74) always fails
 
 
 # ---------------------------------------------------------------------- reading runs
@@ -111,36 +118,42 @@ def _stats(values: List[float]) -> Dict[str, float]:
             "min": min(values), "max": max(values), "n": len(values)}
 
 
-def _cost_ratio(recs: List[Dict[str, Any]], ref: List[Dict[str, Any]]) -> Optional[float]:
-    a = [seconds_per_iteration(r) for r in recs]
-    b = [seconds_per_iteration(r) for r in ref]
-    a = [x for x in a if x]
-    b = [x for x in b if x]
-    if not a or not b:
-        return None
-    return statistics.fmean(a) / statistics.fmean(b)
+def _geomean(values: List[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
-def _per_seed_ratios(recs: List[Dict[str, Any]], ref: List[Dict[str, Any]]) -> Dict[str, float]:
-    by_seed = {r["seed"]: seconds_per_iteration(r) for r in ref}
+def _reference_by_seed(space_groups: Dict[str, List[Dict[str, Any]]], members: List[str]) -> Dict[int, float]:
+    """Seed -> geometric mean steady s/iter over ``members`` (entry keys); only seeds where all are ok."""
+    per: Dict[int, Dict[str, float]] = defaultdict(dict)
+    for key in members:
+        for r in space_groups.get(key, []):
+            t = seconds_per_iteration(r) if r.get("status") == "ok" else None
+            if t:
+                per[r["seed"]][key] = t
+    return {seed: _geomean(list(ts.values())) for seed, ts in per.items() if len(ts) == len(members)}
+
+
+def _ratios(recs: List[Dict[str, Any]], den_by_seed: Dict[int, float]) -> Dict[str, float]:
     out = {}
     for r in recs:
-        num, den = seconds_per_iteration(r), by_seed.get(r["seed"])
-        if num and den:
-            out[str(r["seed"])] = num / den
+        t, d = seconds_per_iteration(r), den_by_seed.get(r["seed"])
+        if r.get("status") == "ok" and t and d:
+            out[str(r["seed"])] = t / d
     return out
 
 
-def _cost_block(recs: List[Dict[str, Any]], ref: List[Dict[str, Any]], ref_name: str) -> Optional[Dict[str, Any]]:
-    value = _cost_ratio(recs, ref)
-    if value is None:
+def _cost_block(per_seed: Dict[str, float], reference: str, extra: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    if not per_seed:
         return None
-    per_seed = _per_seed_ratios(recs, ref)
-    spread = max((abs(v / value - 1.0) for v in per_seed.values()), default=0.0)
+    value = statistics.median(per_seed.values())
+    spread = max(abs(v / value - 1.0) for v in per_seed.values())
     tol = min(COST_TOL_MAX, max(COST_TOL_MIN, COST_K_SPREAD * spread))
-    return {"reference": ref_name, "value": value, "per_seed": per_seed, "max_rel_spread": spread,
-            "tol": tol, "low": value / (1.0 + tol), "high": value * (1.0 + tol),
-            "seconds_per_iteration": {str(r["seed"]): seconds_per_iteration(r) for r in recs}}
+    return {"reference": reference, "value": value, "per_seed": per_seed, "max_rel_spread": spread,
+            "tol": tol, "low": value / (1.0 + tol), "high": value * (1.0 + tol), **extra}
+
+
+def _space_members(keys: Iterable[str], space: str, profile: str) -> List[str]:
+    return sorted(k for k in keys if k.startswith(f"{space}/") and k.endswith(f"/{profile}"))
 
 
 # ---------------------------------------------------------------------- recording
@@ -164,11 +177,12 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
             rule = ACC_RULES[metric]
             margin = max(rule["k_std"] * st["std"], rule["floor"])
             acc[metric] = {"per_seed": vals, **st, "margin": margin,
-                           "low": st["min"] - margin, "high": st["max"] + margin}
-        ref_key = entry_key(r0["space"], REFERENCE, {}, r0["profile"])
-        cost = None
-        if ref_key in groups and key != ref_key:
-            cost = _cost_block(grp, groups[ref_key], REFERENCE)
+                           "low": max(0.0, st["min"] - margin), "high": min(100.0, st["max"] + margin)}
+        members = _space_members(groups, r0["space"], r0["profile"])
+        ref = _reference_by_seed(groups, members)
+        cost = _cost_block(_ratios(grp, ref), REFERENCE, {
+            "members": members, "seconds_per_iteration": {str(r["seed"]): seconds_per_iteration(r) for r in grp},
+            "reference_seconds_per_iteration": {str(k): v for k, v in sorted(ref.items())}}) if len(members) > 1 else None
         entries[key] = {"space": r0["space"], "method": r0["method"], "variant": r0.get("variant") or {},
                         "label": r0.get("label"), "profile": r0["profile"], "scale": r0.get("scale"),
                         "seeds": [r["seed"] for r in grp], "config_hash": r0.get("config_hash"),
@@ -181,7 +195,8 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
                 continue
             den_key = entry_key(r0["space"], den, {}, r0["profile"])
             if den_key in groups:
-                block = _cost_block(grp, groups[den_key], den)
+                den_t = {r["seed"]: seconds_per_iteration(r) for r in groups[den_key]}
+                block = _cost_block(_ratios(grp, {k: v for k, v in den_t.items() if v}), den, {})
                 if block:
                     pairs[f"{r0['space']}/{num}÷{den}/{r0['profile']}"] = {
                         "space": r0["space"], "profile": r0["profile"], "numerator": key,
@@ -211,12 +226,13 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
             "accuracy": {"metrics": ACC_RULES,
                          "envelope": "[min - margin, max + margin], margin = max(k_std * std(ddof=1), floor); "
                                      "each observed seed must lie inside"},
-            "cost": {"reference": REFERENCE, "tol_min": COST_TOL_MIN, "k_spread": COST_K_SPREAD,
+            "cost": {"reference": "geometric mean steady s/iter of all methods of the space (same seed, profile, "
+                                  "run store)", "tol_min": COST_TOL_MIN, "k_spread": COST_K_SPREAD,
                      "tol_max": COST_TOL_MAX,
-                     "ratio": "mean steady s/iter of the method / mean of the reference, same space, profile "
-                              "and run store",
-                     "pass": "value/(1+tol) <= observed <= value*(1+tol); tol = clip(k_spread * max per-seed "
-                             "relative deviation, tol_min, tol_max)"},
+                     "ratio": "per seed: steady s/iter of the method / reference; baseline value = median over "
+                              "seeds; observed = geometric mean over the seeds present",
+                     "pass": "value/(1+tol) <= observed <= value*(1+tol); tol = clip(k_spread * max relative "
+                             "deviation of a per-seed ratio from the median, tol_min, tol_max)"},
         },
         "entries": entries,
         "pairs": pairs,
@@ -294,12 +310,15 @@ def check(baseline: Dict[str, Any], recs: List[Dict[str, Any]]) -> Tuple[List[Ro
                              "ok": inside})
         cost = ent.get("cost")
         if cost and good:
-            ref_key = entry_key(ent["space"], cost["reference"], {}, ent["profile"])
-            rows.append(_ratio_row(key, f"s/iter ÷ {cost['reference']}", cost, good, ok_groups.get(ref_key, [])))
+            ref = _reference_by_seed(groups, cost["members"])
+            rows.append(_ratio_row(key, "s/iter ÷ space geomean", cost, _ratios(good, ref),
+                                   "no seed with every method of the space ok"))
     for key, pair in sorted(baseline.get("pairs", {}).items()):
         num, den = ok_groups.get(pair["numerator"], []), ok_groups.get(pair["denominator"], [])
         if num:  # a missing numerator already failed above
-            rows.append(_ratio_row(key, "s/iter ratio", pair, num, den))
+            den_t = {r["seed"]: seconds_per_iteration(r) for r in den}
+            rows.append(_ratio_row(key, "s/iter ratio", pair, _ratios(num, {k: v for k, v in den_t.items() if v}),
+                                   f"no {pair['reference']} run to compare with"))
     known = set(baseline["entries"])
     extra = sorted(k for k in groups if k not in known)
     if extra:
@@ -307,14 +326,13 @@ def check(baseline: Dict[str, Any], recs: List[Dict[str, Any]]) -> Tuple[List[Ro
     return rows, notes
 
 
-def _ratio_row(key: str, metric: str, block: Dict[str, Any], num: List[Dict[str, Any]],
-               den: List[Dict[str, Any]]) -> Row:
+def _ratio_row(key: str, metric: str, block: Dict[str, Any], per_seed: Dict[str, float], why: str) -> Row:
     base = block["value"]
     tol = f"×/÷ {1 + block['tol']:.2f} ({block['tol'] * 100:+.0f}%)"
-    observed = _cost_ratio(num, den)
+    observed = _geomean(list(per_seed.values())) if per_seed else None
     if observed is None:
         return {"check": key, "metric": metric, "baseline": _fmt(base, 3),
-                "observed": f"no {block['reference']} run to compare with", "delta": "", "tol": tol, "ok": False}
+                "observed": why, "delta": "", "tol": tol, "ok": False}
     ok = block["low"] <= observed <= block["high"]
     return {"check": key, "metric": metric, "baseline": f"{_fmt(base, 3)} [{_fmt(block['low'], 3)}, {_fmt(block['high'], 3)}]",
             "observed": _fmt(observed, 3), "delta": f"{(observed / base - 1) * 100:+.0f}%", "tol": tol, "ok": ok}
@@ -342,7 +360,7 @@ def run_regress(args) -> int:
               f"seeds {prov['seeds']}, profiles {', '.join(prov['profiles'])})")
         for key, ent in baseline["entries"].items():
             c = ent.get("cost")
-            cost = f"cost {c['value']:.3f}×{c['reference']} (tol {c['tol'] * 100:.0f}%)" if c else "cost reference"
+            cost = f"cost {c['value']:.3f}× space geomean (tol {c['tol'] * 100:.0f}%)" if c else "no cost"
             accs = ", ".join(f"{m} [{a['low']:.1f}, {a['high']:.1f}]" for m, a in ent["accuracy"].items())
             print(f"  {key}: {accs}; {cost}")
         for key, p in baseline["pairs"].items():
