@@ -3,7 +3,7 @@ registered space at fixed small sizes, peak memory per method, data loading, ben
 
 Run: ``tox -e bench`` (compares against ``tests/benchmarks/baseline/reference.json``; see
 ``tests/benchmarks/README.md`` to refresh it).  Single torch thread, as the CPU workers of
-``reproduce``.  Peak memory: ``ru_maxrss`` of a fresh subprocess running 3 iterations of the same
+``reproduce``.  Peak memory: VmHWM (peak RSS) of a fresh subprocess running 3 iterations of the same
 workload (``tests/benchmarks/workload.py``), stored in ``extra_info``.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The fixed benchmark workloads: one search method on one space at a small, fixed size.
 
 ``python -m tests.benchmarks.workload SPACE METHOD [STEPS]`` runs STEPS search iterations in a
-fresh process and prints JSON with its peak resident memory (``ru_maxrss``): how the benchmark
+fresh process and prints JSON with its peak resident memory (VmHWM): how the benchmark
 suite measures peak memory per method (tracemalloc does not see torch's allocations).
 """
 from __future__ import annotations
@@ -52,6 +52,18 @@ def build(space: str, method: str, seed: int = 0):
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MB): VmHWM, which exec resets.
+
+    ``ru_maxrss`` is not used on Linux: it survives fork+exec, so a subprocess started from a big
+    pytest process would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
