@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--spaces", nargs="*", default=None, help="only these spaces")
     p.add_argument("--methods", nargs="*", default=None, help="only these methods")
-    p.add_argument("--workers", default="auto",
-                   help="parallel worker processes on CPU, 1 thread each (auto = number of cores; 1 = in-process)")
+    p.add_argument("--workers", default=os.environ.get("HARNESS_WORKERS", "auto"),
+                   help="parallel worker processes on CPU, 1 thread each (auto = number of cores; 1 = in-process, "
+                        "all threads); default $HARNESS_WORKERS or auto")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--no-report", action="store_true")
     _add_common(p)
@@ -131,13 +132,18 @@ def cmd_search(args) -> int:
 
 
 def _print_summary(rec) -> None:
-    line = {"run_id": rec["run_id"], "status": rec["status"]}
+    prov = rec["provenance"]
+    line = {"run_id": rec["run_id"], "status": rec["status"], "scale": rec["scale"], "seed": rec["seed"],
+            "dataset": prov.get("dataset"), "split": prov.get("split"), "device": prov.get("device"),
+            "commit": prov.get("commit")}
     if rec["final"]:
-        line.update(arch=rec["final"]["arch"], search_seconds=round(rec["final"]["search_seconds"], 2),
+        line.update(arch=rec["final"]["arch"], search_val_acc_pct=round(rec["final"]["val_acc"], 2),
+                    search_seconds=round(rec["final"]["search_seconds"], 2),
                     seconds_per_iteration=round(rec["final"]["seconds_per_iteration"], 4))
         bench = (rec["final"].get("arch_info") or {}).get("benchmark")
         if bench:
-            line["cifar10_test_200ep"] = bench.get("cifar10_test_200ep")
+            line["cifar10_test_200ep_pct"] = bench.get("cifar10_test_200ep")
+            line["benchmark_source"] = prov.get("benchmark_source")
     if rec["failure"]:
         line["failure"] = rec["failure"]
     print(json.dumps(line, ensure_ascii=False))

@@ -50,8 +50,28 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def reset_peak_rss() -> None:
+    """Reset this process's peak-RSS counter (VmHWM) so that each run reports its own peak (Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> Dict[str, float]:
-    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    """Peak resident memory of this process since the last reset (VmHWM; ru_maxrss as a fallback)."""
+    rss = None
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    rss = int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    if rss is None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out = {"peak_rss_mb": rss}
     if device.type == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
@@ -180,6 +200,9 @@ class SearchRun:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Dict[str, Any]:
+        reset_peak_rss()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         self.build()
         state = self.load_checkpoint()
         if state:

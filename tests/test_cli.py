@@ -58,6 +58,7 @@ def test_search_then_no_recompute(shared_data, tmp_path):
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["status"] == "ok" and summary["arch"].startswith("|")
+    assert summary["dataset"] == "CIFAR-10 (JPEG q75 copy)" and summary["scale"] == "smoke"
     assert "epoch 2/2" in out.stderr  # progress display
     rec = json.loads((tmp_path / "records" / "nb201__milenas__s0.json").read_text())
     again = harness("search", "--space", "nb201", "--method", "milenas", "--seed", "0", "--profile", TINY,

@@ -107,3 +107,14 @@ def test_profile_file_errors(tmp_path):
     bad.write_text("parts: [unclosed")
     with pytest.raises(ConfigError, match="YAML"):
         C.load_profile(bad)
+
+
+@pytest.mark.parametrize("name", ["cpu-figures", "paper-figures"])
+def test_figure_experiments_name_the_paper_variants(name):
+    configs = C.expand_profile(C.load_profile(name))
+    labels = {c["label"] for c in configs}
+    assert {"Single-level", "MiLeNAS (λ=0.1)", "MiLeNAS", "MiLeNAS (λ=999)", "DARTS (2nd order)",
+            "DARTS-2nd → MiLeNAS", "GDAS", "MiLeNAS (Gumbel)"} <= labels
+    lam = {c["method_cfg"].get("lam") for c in configs if c["method"] == "milenas"}
+    assert lam == {0.1, 1.0, 999}
+    assert len({c["seed"] for c in configs}) >= 3
