@@ -336,6 +336,20 @@ def plan(configs: List[Dict[str, Any]], out_dir: Path, retry_failed: bool = Fals
 
 def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the matrix process dies (a killed `reproduce` leaves no
+    orphan still computing and writing records; its runs resume from their checkpoints)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _worker_run(cfg: Dict[str, Any], out_dir: str, data_root: Optional[str], device: str, queue) -> Dict[str, Any]:
@@ -392,7 +406,10 @@ def run_matrix(configs: List[Dict[str, Any]], out_dir: Path, data_root: Optional
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context("spawn")
-    manager = ctx.Manager()
+    from multiprocessing.managers import SyncManager
+
+    manager = SyncManager(ctx=ctx)
+    manager.start(_die_with_parent)
     queue = manager.Queue()
     stop = object()
 
