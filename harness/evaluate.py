@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from harness import records
 from harness.errors import ConfigError, HarnessError
+from harness.runner import read_checkpoint, restore_rng_states, rng_states
 
 SPACE = "darts"
 
@@ -453,28 +454,19 @@ class EvalRun:
 
     def save_checkpoint(self, record: Dict[str, Any], next_epoch: int, train_seconds: float) -> None:
         state = {"config_hash": self.hash, "next_epoch": next_epoch, "net": self.net.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-                 "data_rng": self.gen.get_state(), "record": record, "train_seconds": train_seconds}
+                 "optimizer": self.optimizer.state_dict(), **rng_states(self.gen, self.device),
+                 "record": record, "train_seconds": train_seconds}
         buf = io.BytesIO()
         torch.save(state, buf)
         records.atomic_write_bytes(self.ckpt_path, buf.getvalue())
 
     def load_checkpoint(self) -> Optional[Dict[str, Any]]:
-        if not self.ckpt_path.is_file():
-            return None
-        try:
-            state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
-        except Exception:
-            return None  # torn/corrupt checkpoint: start again
-        if state.get("config_hash") != self.hash:
+        state = read_checkpoint(self.ckpt_path, self.hash)
+        if state is None:
             return None
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.gen.set_state(state["data_rng"])
+        restore_rng_states(state, self.gen, self.device)
         return state
 
     def _progress(self, entry: Dict[str, Any], epochs: int) -> None:

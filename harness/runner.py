@@ -119,6 +119,32 @@ def evaluate_supernet(net: torch.nn.Module, batches, seed: int) -> Dict[str, flo
     return {"val_loss": loss_sum / max(n, 1), "val_acc": 100.0 * correct / max(n, 1)}
 
 
+def rng_states(gen: torch.Generator, device: torch.device) -> Dict[str, Any]:
+    """Every random stream a run draws from (torch CPU, CUDA, the data generator), for checkpoints."""
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            "data_rng": gen.get_state()}
+
+
+def restore_rng_states(state: Dict[str, Any], gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    gen.set_state(state["data_rng"])
+
+
+def read_checkpoint(path: Path, config_hash: str) -> Optional[Dict[str, Any]]:
+    """A checkpoint of the same config, loaded on the CPU (RNG states must stay CPU tensors);
+    None when absent, torn/corrupt (the run starts again) or from another config."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return None
+    return state if state.get("config_hash") == config_hash else None
+
+
 class SearchRun:
     """One search run: its config, paths, and the loop."""
 
@@ -173,29 +199,19 @@ class SearchRun:
 
     def save_checkpoint(self, record: Dict[str, Any], next_epoch: int, search_seconds: float, iterations: int) -> None:
         state = {"config_hash": self.hash, "next_epoch": next_epoch, "net": self.net.state_dict(),
-                 "method": self.method.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-                 "data_rng": self.gen.get_state(), "record": record,
+                 "method": self.method.state_dict(), **rng_states(self.gen, self.device), "record": record,
                  "search_seconds": search_seconds, "iterations": iterations}
         buf = io.BytesIO()
         torch.save(state, buf)
         records.atomic_write_bytes(self.ckpt_path, buf.getvalue())
 
     def load_checkpoint(self) -> Optional[Dict[str, Any]]:
-        if not self.ckpt_path.is_file():
-            return None
-        try:
-            state = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)  # RNG states stay on CPU
-        except Exception:
-            return None  # a torn/corrupt checkpoint: start the run again
-        if state.get("config_hash") != self.hash:
+        state = read_checkpoint(self.ckpt_path, self.hash)
+        if state is None:
             return None
         self.net.load_state_dict(state["net"])
         self.method.load_state_dict(state["method"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.gen.set_state(state["data_rng"])
+        restore_rng_states(state, self.gen, self.device)
         return state
 
     # ------------------------------------------------------------------ the loop
