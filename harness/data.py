@@ -177,11 +177,9 @@ def load_cifar10(split: str = "train", root: Optional[Path] = None, download: bo
         images, labels = _decode_batches(src.path, split)
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(labels)
-    from harness.records import atomic_write_bytes
+    from harness.records import atomic_torch_save
 
-    buf = io.BytesIO()
-    torch.save({"images": x, "labels": y}, buf)
-    atomic_write_bytes(cache, buf.getvalue())
+    atomic_torch_save(cache, {"images": x, "labels": y})
     return x, y, prov
 
 

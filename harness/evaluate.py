@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import math
 import os
 import re
@@ -456,9 +455,7 @@ class EvalRun:
         state = {"config_hash": self.hash, "next_epoch": next_epoch, "net": self.net.state_dict(),
                  "optimizer": self.optimizer.state_dict(), **rng_states(self.gen, self.device),
                  "record": record, "train_seconds": train_seconds}
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        records.atomic_write_bytes(self.ckpt_path, buf.getvalue())
+        records.atomic_torch_save(self.ckpt_path, state)
 
     def load_checkpoint(self) -> Optional[Dict[str, Any]]:
         state = read_checkpoint(self.ckpt_path, self.hash)

@@ -83,6 +83,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    """``torch.save`` to ``path`` atomically (checkpoints, caches): a kill never leaves a torn file."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -12,7 +12,6 @@ checkpoint.  On CPU a resumed run gives the same record as an uninterrupted one 
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 import resource
@@ -201,9 +200,7 @@ class SearchRun:
         state = {"config_hash": self.hash, "next_epoch": next_epoch, "net": self.net.state_dict(),
                  "method": self.method.state_dict(), **rng_states(self.gen, self.device), "record": record,
                  "search_seconds": search_seconds, "iterations": iterations}
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        records.atomic_write_bytes(self.ckpt_path, buf.getvalue())
+        records.atomic_torch_save(self.ckpt_path, state)
 
     def load_checkpoint(self) -> Optional[Dict[str, Any]]:
         state = read_checkpoint(self.ckpt_path, self.hash)
