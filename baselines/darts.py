@@ -13,13 +13,18 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from harness.methods import Batch, SearchMethod
+from harness.methods import BASE_OPTIONS, Batch, Option, SearchMethod
 from harness.registry import register_method
 
 
 @register_method("darts-1st")
 class DartsFirstOrder(SearchMethod):
     """Bilevel, first-order approximation (ξ = 0): α descends ∇α L_val."""
+
+    label = "DARTS (1st order)"
+    color = "#1f77b4"
+    display_rank = 20
+    reference = "quark0/darts cnn/architect.py (unrolled=False); xautodl DARTS-V1.py on NB201"
 
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         x_val, y_val = val_batch
@@ -32,7 +37,13 @@ class DartsFirstOrder(SearchMethod):
 class DartsSecondOrder(SearchMethod):
     """Bilevel, second order: one-step unrolled α-gradient with a finite-difference Hessian-vector product."""
 
-    option_keys = ("order", "fd_radius")
+    label = "DARTS (2nd order)"
+    color = "#17becf"
+    display_rank = 30
+    reference = "quark0/darts cnn/architect.py (unrolled=True); xautodl DARTS-V2.py on NB201"
+    options = {**BASE_OPTIONS,
+               "fd_radius": Option("finite-difference radius r in R = r/‖v‖ (quark0: 0.01)", float, minimum=0,
+                                   exclusive=True)}
 
     def __init__(self, supernet, cfg, epochs, steps_per_epoch):
         super().__init__(supernet, cfg, epochs, steps_per_epoch)

@@ -13,7 +13,7 @@ from typing import Dict
 
 import torch
 
-from harness.methods import Batch, SearchMethod
+from harness.methods import BASE_OPTIONS, Batch, Option, SearchMethod
 from harness.registry import register_method
 
 TAU_SCHEDULES = ("nb201", "milenas")
@@ -28,10 +28,22 @@ def gumbel_tau(epoch: int, epochs: int, tau_max: float, tau_min: float, schedule
     return float(tau_max - (tau_max - tau_min) * epoch / denom)
 
 
+GUMBEL_OPTIONS = {
+    "tau_max": Option("Gumbel-softmax temperature at the first epoch", float, minimum=0, exclusive=True),
+    "tau_min": Option("Gumbel-softmax temperature at the end of the schedule", float, minimum=0, exclusive=True),
+    "tau_schedule": Option("nb201: τ reaches tau_min at the last epoch (e/(E−1)); milenas: e/E (train_gdas.py)",
+                           str, choices=TAU_SCHEDULES),
+}
+
+
 class GumbelTemperature:
-    """Mixin: sets the supernet's τ at every epoch start."""
+    """Mixin: sets the supernet's τ at every epoch start (and logs it)."""
 
     forward_mode = "gumbel"
+    logs = ("lr", "tau")
+
+    def schedule_state(self):
+        return {**super().schedule_state(), "tau": self.net.tau}  # type: ignore[misc, attr-defined]
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)  # type: ignore[misc]
@@ -42,10 +54,27 @@ class GumbelTemperature:
 
 @register_method("gdas")
 class GDAS(GumbelTemperature, SearchMethod):
-    option_keys = ("order", "tau_max", "tau_min", "tau_schedule")
+    label = "GDAS"
+    color = "#2ca02c"
+    display_rank = 40
+    reference = "D-X-Y/AutoDL-Projects exps/NAS-Bench-201-algos/GDAS.py"
+    options = {**BASE_OPTIONS, **GUMBEL_OPTIONS}
 
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         x_val, y_val = val_batch
         grads, loss, logits = self.alpha_grad(x_val, y_val)
         self.apply_alpha_grad(grads)
         return self.batch_stats("val", loss, logits, y_val)
+
+
+@register_method("gdas-milenas-repo")
+class GDASMiLeNASRepo(GDAS):
+    """GDAS as the MiLeNAS repo ran it for its Fig. 5 comparison (train_gdas.py --optimization DARTS,
+    run_gdas.sh): per-cell sampling and α → w (set by the protocol row), batch 128, 250 epochs.
+    The Fig. 5 comparison with ``milenas-gumbel`` uses this variant, so both differ only in the α step."""
+
+    label = "GDAS (MiLeNAS repo, Fig. 5)"
+    color = "#98df8a"
+    display_rank = 45
+    role = "variant"
+    reference = "chaoyanghe/MiLeNAS search_algorithm/train_gdas.py + run_gdas.sh"

@@ -17,11 +17,16 @@ from typing import Dict, List
 import torch
 
 from baselines.darts import DartsSecondOrder
-from baselines.gdas import GumbelTemperature
-from harness.methods import Batch, SearchMethod
+from baselines.gdas import GUMBEL_OPTIONS, GumbelTemperature
+from harness.methods import BASE_OPTIONS, Batch, Option, SearchMethod
 from harness.registry import register_method
 
 LAMBDA_FORMS = ("paper", "code")
+MIXED_LEVEL_OPTIONS = {
+    "lam": Option("λ, the weight of the validation term (paper form; Fig. 2 sweeps 0.1, 1, 999)", float, minimum=0),
+    "lambda_form": Option("paper: g_tr + λ·g_val; code: g_val + λ·g_tr (chaoyanghe/MiLeNAS architect.py)", str,
+                          choices=LAMBDA_FORMS),
+}
 
 
 class MixedLevelStep:
@@ -44,7 +49,13 @@ class MixedLevelStep:
 
 @register_method("milenas")
 class MiLeNAS(MixedLevelStep, SearchMethod):
-    option_keys = ("order", "lam", "lambda_form")
+    label = "MiLeNAS"
+    color = "#d62728"
+    display_rank = 10
+    reference = "chaoyanghe/MiLeNAS search_algorithm/architect.py step_milenas"
+    speed_compared_with = "darts-2nd"   # paper Fig. 3b: "3× faster than DARTS 2nd order"
+    nb201_reference = False
+    options = {**BASE_OPTIONS, **MIXED_LEVEL_OPTIONS}
 
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         return self.mixed_level_alpha_step(train_batch, val_batch)
@@ -54,14 +65,27 @@ class MiLeNAS(MixedLevelStep, SearchMethod):
 class MiLeNASGumbel(GumbelTemperature, MiLeNAS):
     """MiLeNAS α step on the GDAS hard-sampled supernet (MiLeNAS paper §5, train_gdas.py --optimization MiLeNAS)."""
 
-    option_keys = ("order", "lam", "lambda_form", "tau_max", "tau_min", "tau_schedule")
+    label = "MiLeNAS (Gumbel)"
+    color = "#ff7f0e"
+    display_rank = 60
+    role = "variant"
+    reference = "chaoyanghe/MiLeNAS search_algorithm/train_gdas.py --optimization MiLeNAS"
+    options = {**BASE_OPTIONS, **MIXED_LEVEL_OPTIONS, **GUMBEL_OPTIONS}
 
 
 @register_method("darts2-then-milenas")
 class Darts2ThenMiLeNAS(MixedLevelStep, DartsSecondOrder):
     """DARTS 2nd order before ``switch_fraction``·epochs (rounded), MiLeNAS from then on."""
 
-    option_keys = ("order", "lam", "lambda_form", "switch_fraction", "fd_radius")
+    label = "DARTS-2nd → MiLeNAS"
+    color = "#8c564b"
+    display_rank = 70
+    role = "variant"
+    reference = "chaoyanghe/MiLeNAS search_algorithm/train_milenas_later_phase_of_bilevel.py"
+    nb201_reference = False
+    options = {**DartsSecondOrder.options, **MIXED_LEVEL_OPTIONS,
+               "switch_fraction": Option("fraction of epochs run as DARTS 2nd order before MiLeNAS (Fig. 3a: 0.7)",
+                                         float, minimum=0)}
 
     @property
     def switch_epoch(self) -> int:

@@ -16,6 +16,12 @@ from harness.registry import register_method
 
 @register_method("single-level")
 class SingleLevel(SearchMethod):
+    label = "Single-level"
+    color = "#9467bd"
+    display_rank = 50
+    reference = "chaoyanghe/MiLeNAS search_algorithm/train_single_level.py"
+    nb201_reference = False
+
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         grads, _, _ = self.alpha_grad(*train_batch)
         self.apply_alpha_grad(grads)

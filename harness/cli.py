@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel worker processes on CPU, 1 thread each (auto = number of cores; 1 = in-process, "
                         "all threads); default $HARNESS_WORKERS or auto")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--executor", default="local", help="where runs execute: local (in-process or a process pool)")
     p.add_argument("--no-report", action="store_true")
     _add_common(p)
 
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--from-runs", type=Path, default=None,
                    help="select the genotype from search runs by the paper's protocol (best search-val accuracy)")
     p.add_argument("--method", default=None, help="with --from-runs: the search method whose runs to select from")
+    p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --from-runs: the method variant to select from (default: no variant, e.g. MiLeNAS "
+                        "at λ = 1; --variant lam=0.1 selects the λ = 0.1 runs)")
+    p.add_argument("--run-id", default=None, help="with --from-runs: evaluate the cell of exactly this search run")
+    p.add_argument("--space", default="darts", help="search space of the cell (default darts)")
     p.add_argument("--profile", default="smoke")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path)
@@ -113,7 +119,8 @@ def _workers(value: str, device: str) -> int:
 
 def cmd_search(args) -> int:
     from harness import config as C
-    from harness.runner import SearchRun, check_output_dir, pick_device, plan, ProgressPrinter
+    from harness.lifecycle import check_output_dir, pick_device
+    from harness.runner import ProgressPrinter, SearchRun, plan
 
     profile = C.load_profile(args.profile)
     part = C.find_part(profile, args.space)
@@ -162,9 +169,9 @@ def _prepare_data(args) -> None:
 
 def cmd_reproduce(args) -> int:
     from harness import config as C
-    from harness.runner import check_output_dir, run_matrix
-
+    from harness.lifecycle import check_output_dir
     from harness.registry import get_method, get_space
+    from harness.runner import run_matrix
 
     profile = C.load_profile(args.profile)
     for name in args.methods or []:
@@ -183,7 +190,8 @@ def cmd_reproduce(args) -> int:
     _write_matrix_manifest(args, profile, configs)
     print(f"profile {profile['name']} (scale {profile['scale']}): {len(configs)} runs -> {args.out} "
           f"({workers} worker(s))", file=sys.stderr)
-    results = run_matrix(configs, args.out, _data_root(args), args.device, workers, args.retry_failed)
+    results = run_matrix(configs, args.out, _data_root(args), args.device, workers, args.retry_failed,
+                         executor=args.executor)
     failed = [r for r in results if r["status"] != "ok"]
     if not args.no_report:
         _build_report(args.out, args.out / "report")

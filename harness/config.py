@@ -16,7 +16,13 @@ Resolved config layout::
      space_cfg: {...supernet kwargs...},
      optim: {w_lr, w_lr_min, momentum, nesterov, w_wd, a_lr, a_betas, a_wd, grad_clip, grad_clip_target},
      method_cfg: {...method options...},
-     epochs, max_steps_per_epoch, early_stop, eval_batch_size, protocol_source, deviations: [str]}
+     epochs, max_steps_per_epoch, early_stop, eval_batch_size, selection, precision: {allow_tf32},
+     protocol_source, deviations: [str]}
+
+``selection`` (``last`` | ``best_val_reference`` | ``best_val_batchstats``, see ``harness.runner``) and
+``precision`` (``harness.precision``) default per protocol row; a protocol row's ``reference_optim``
+names optimizer settings its reference code used where the harness runs every method alike (e.g.
+the MiLeNAS code clips α, not the weights): each difference is listed in the run's deviations.
 """
 from __future__ import annotations
 
@@ -28,33 +34,25 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import yaml
 
 from harness.errors import ConfigError
-from harness.methods import CLIP_TARGETS, ORDERS
+from harness.methods import CLIP_TARGETS
+from harness.precision import DEFAULT_PRECISION, validate_precision
 from harness.registry import UnknownNameError, get_method, get_space
+from harness.selection import SELECTION_RULES
 
 HERE = Path(__file__).resolve().parent
 PROFILE_DIR = HERE / "profiles"
 PROTOCOL_DIR = HERE / "protocols"
 
-METHOD_LABELS = {
-    "darts-1st": "DARTS (1st order)",
-    "darts-2nd": "DARTS (2nd order)",
-    "gdas": "GDAS",
-    "milenas": "MiLeNAS",
-    "single-level": "Single-level",
-    "milenas-gumbel": "MiLeNAS (Gumbel)",
-    "darts2-then-milenas": "DARTS-2nd → MiLeNAS",
-}
 SCALES = ("smoke", "cpu", "gpu-quick", "paper", "custom")
-VARIANT_SYMBOLS = {"lam": "λ"}
 
 DATA_KEYS = {"split": ("nb201", "darts"), "val_sampling": ("paired", "fresh-iterator"), "n_train": int,
              "n_val": int, "n_eval": int, "image_size": int, "batch_size": int, "augment": bool,
-             "dataset": ("cifar10",)}
+             "reference_eval_augment": bool, "dataset": ("cifar10",)}
 OPTIM_KEYS = {"w_lr": float, "w_lr_min": float, "momentum": float, "nesterov": bool, "w_wd": float,
               "a_lr": float, "a_betas": list, "a_wd": float, "grad_clip": float,
               "grad_clip_target": CLIP_TARGETS}
 PART_KEYS = {"space", "methods", "data", "supernet", "optim", "epochs", "epochs_by_method",
-             "max_steps_per_epoch", "seeds", "method_overrides", "early_stop"}
+             "max_steps_per_epoch", "seeds", "method_overrides", "early_stop", "selection"}
 
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
@@ -132,11 +130,8 @@ def variant_suffix(variant: Dict[str, Any]) -> str:
 
 
 def make_label(method: str, variant: Dict[str, Any]) -> str:
-    base = METHOD_LABELS.get(method, method)
-    if not variant:
-        return base
-    inner = ", ".join(f"{VARIANT_SYMBOLS.get(k, k)}={v}" for k, v in sorted(variant.items()))
-    return f"{base} ({inner})"
+    """The method class's display label, with the variant (``MiLeNAS (λ=0.1)``)."""
+    return get_method(method).display_label(variant)
 
 
 def run_id(space: str, method: str, variant: Dict[str, Any], seed: int) -> str:
@@ -193,21 +188,16 @@ def validate(cfg: Dict[str, Any]) -> None:
     msteps = cfg.get("max_steps_per_epoch")
     if msteps is not None and (not isinstance(msteps, int) or msteps < 1):
         raise ConfigError(f"max_steps_per_epoch must be a positive integer or null, not {msteps!r}")
-    method_cls = get_method(cfg["method"])
-    unknown = set(m) - set(method_cls.option_keys)
-    if unknown:
-        raise ConfigError(f"method {cfg['method']}: unknown option(s) {sorted(unknown)}; "
-                          f"known: {', '.join(method_cls.option_keys)}")
-    if m.get("order", "alpha_first") not in ORDERS:
-        raise ConfigError(f"method option order must be one of {ORDERS}, not {m.get('order')!r}")
-    if "lam" in m and (not isinstance(m["lam"], (int, float)) or m["lam"] < 0):
-        raise ConfigError(f"method option lam (λ) must be a number >= 0, not {m['lam']!r}")
-    for key in ("tau_max", "tau_min"):
-        if key in m and (not isinstance(m[key], (int, float)) or m[key] <= 0):
-            raise ConfigError(f"method option {key} must be a positive number, not {m[key]!r}")
+    get_method(cfg["method"]).validate_options(m)
+    if cfg["selection"] not in SELECTION_RULES:
+        raise ConfigError(f"selection must be one of {list(SELECTION_RULES)}, not {cfg['selection']!r}")
+    if not isinstance(cfg["precision"], dict):
+        raise ConfigError(f"precision must be a mapping such as {{allow_tf32: false}}, not {cfg['precision']!r}")
+    validate_precision(cfg["precision"])
 
 
-def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int) -> List[str]:
+def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int,
+                prow: Dict[str, Any]) -> List[str]:
     """How this run differs from its space's reference protocol (labels for reports)."""
     out = []
     d, pd = cfg["data"], protocol["data"]
@@ -226,7 +216,16 @@ def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int
     for key, value in cfg["optim"].items():
         if protocol["optim"].get(key) != value:
             out.append(f"optim.{key}={value} (reference {protocol['optim'].get(key)})")
-    if cfg["space"] == "nb201" and cfg["method"] in ("milenas", "milenas-gumbel", "single-level", "darts2-then-milenas"):
+    for key, ref in (prow.get("reference_optim") or {}).items():
+        if cfg["optim"].get(key) != ref:
+            out.append(f"optim.{key}={cfg['optim'].get(key)} (the {cfg['method']} reference code uses {ref}: "
+                       f"{prow.get('reference_note', 'see the protocol file')})")
+    out.extend(get_method(cfg["method"]).option_deviations(cfg["method_cfg"], prow.get("method") or {}))
+    if cfg["precision"].get("allow_tf32"):
+        out.append("TF32 allowed for cuDNN and matmul (the references ran in full FP32)")
+    if cfg["selection"] != prow.get("selection", protocol.get("selection", "last")):
+        out.append(f"cell selection {cfg['selection']} (reference {prow.get('selection', protocol.get('selection'))})")
+    if cfg["space"] == "nb201" and not get_method(cfg["method"]).nb201_reference:
         out.append(f"{cfg['method']} has no NAS-Bench-201 reference implementation: run under the NB201 DARTS protocol")
     return out
 
@@ -257,6 +256,8 @@ def resolve(space: str, entry: Union[str, Dict[str, Any]], seed: int, profile: D
         "max_steps_per_epoch": None,
         "early_stop": False,
         "eval_batch_size": 256,
+        "selection": prow.get("selection", protocol.get("selection", "last")),
+        "precision": _merge(DEFAULT_PRECISION, profile.get("precision")),
         "protocol_source": protocol.get("source", space),
     }
     cfg["data"] = _merge(cfg["data"], part.get("data"))
@@ -270,12 +271,14 @@ def resolve(space: str, entry: Union[str, Dict[str, Any]], seed: int, profile: D
         cfg["early_stop"] = bool(part["early_stop"])
     if "max_steps_per_epoch" in part:
         cfg["max_steps_per_epoch"] = part["max_steps_per_epoch"]
+    if "selection" in part:
+        cfg["selection"] = part["selection"]
     cfg["method_cfg"] = _merge(cfg["method_cfg"], (part.get("method_overrides") or {}).get(method))
     cfg["method_cfg"] = _merge(cfg["method_cfg"], variant)
     for dotted, value in (overrides or {}).items():
         _set_dotted(cfg, dotted, value)
     validate(cfg)
-    cfg["deviations"] = _deviations(cfg, protocol, proto_epochs)
+    cfg["deviations"] = _deviations(cfg, protocol, proto_epochs, prow)
     return cfg
 
 

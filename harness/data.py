@@ -292,6 +292,7 @@ class SearchDataConfig:
     batch_size: int = 64
     augment: bool = True
     dataset: str = "cifar10"
+    reference_eval_augment: bool = False  # the references' per-epoch val measurement uses the train transform
 
 
 class SearchData:
@@ -352,6 +353,76 @@ class SearchData:
             yield ((self._augment(self.x_train[ti], gen), self.y_train[ti]),
                    (self._augment(self.x_val[vi], gen), self.y_val[vi]))
 
-    def eval_batches(self, batch_size: int = 256) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    def eval_batches(self, batch_size: int = 256, augment_gen: Optional[torch.Generator] = None
+                     ) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """The eval subset of search-val in order; with ``augment_gen``, with the training
+        augmentation drawn from that generator (quark0's valid_queue uses the train transform)."""
         for start in range(0, len(self.y_eval), batch_size):
-            yield self.normalize(self.x_eval[start:start + batch_size]), self.y_eval[start:start + batch_size]
+            xb = self.x_eval[start:start + batch_size]
+            xb = self._augment(xb, augment_gen) if augment_gen is not None else self.normalize(xb)
+            yield xb, self.y_eval[start:start + batch_size]
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation data: the full train / test split on the device (training a found cell from scratch)
+
+class TrainTestData:
+    """CIFAR-10 train/test decoded once, (optionally) class-balanced subsets and downsampled, on the device.
+
+    ``cfg`` is an evaluation recipe (``harness.eval_recipe``): n_train, n_test, image_size, batch_size,
+    crop_pad, flip, cutout, max_steps_per_epoch, eval_batch_size."""
+
+    def __init__(self, cfg: Dict[str, object], device: torch.device, root: Optional[Path] = None,
+                 download: bool = False):
+        self.cfg = cfg
+        self.device = device
+        xtr, ytr, prov = load_cifar10("train", root, download=download)
+        xte, yte, prov_te = load_cifar10("test", root, download=download)
+        tr_idx = balanced_subset(np.arange(len(ytr)), ytr.numpy(), cfg["n_train"])
+        te_idx = balanced_subset(np.arange(len(yte)), yte.numpy(), cfg["n_test"])
+        size = cfg["image_size"]
+        take = lambda x, idx: resize_uint8(x if len(idx) == len(x) else x[torch.as_tensor(idx)], size)  # noqa: E731
+        self.x_train, self.y_train = take(xtr, tr_idx).to(device), ytr[torch.as_tensor(tr_idx)].to(device)
+        self.x_test, self.y_test = take(xte, te_idx).to(device), yte[torch.as_tensor(te_idx)].to(device)
+        self.normalize = Normalizer(device)
+        order = "interleaved JPEG-copy order" if prov["label"].endswith("copy)") else "official order"
+        subset = "" if cfg["n_train"] is None and cfg["n_test"] is None else ", class-balanced subsets"
+        self.provenance = {
+            "dataset": prov["label"],
+            "dataset_sha256": prov["sha256"],
+            "dataset_test_sha256": prov_te["sha256"],
+            "split": f"CIFAR-10 train ({len(tr_idx)} images) / test ({len(te_idx)} images){subset}, {order}",
+            "image_size": size,
+            "benchmark_source": None,
+        }
+
+    @property
+    def n_train(self) -> int:
+        return int(self.y_train.shape[0])
+
+    def steps_per_epoch(self) -> int:
+        steps = -(-self.n_train // self.cfg["batch_size"])
+        if self.cfg["max_steps_per_epoch"]:
+            steps = min(steps, self.cfg["max_steps_per_epoch"])
+        return steps
+
+    def train_batches(self, gen: torch.Generator):
+        """Shuffled batches with crop+flip (uint8), normalisation, then cutout (quark0 order)."""
+        cfg, bs = self.cfg, self.cfg["batch_size"]
+        perm = torch.randperm(self.n_train, generator=gen)
+        for step, start in enumerate(range(0, self.n_train, bs)):
+            if step >= self.steps_per_epoch():
+                break
+            idx = perm[start:start + bs].to(self.device)
+            xb = self.x_train[idx]
+            if cfg["crop_pad"] or cfg["flip"]:
+                xb = random_crop_flip(xb, cfg["crop_pad"], gen, flip=cfg["flip"])
+            xb = self.normalize(xb)
+            if cfg["cutout"]:
+                xb = cutout(xb, cfg["cutout"], gen)
+            yield xb, self.y_train[idx]
+
+    def test_batches(self):
+        bs = self.cfg["eval_batch_size"]
+        for start in range(0, int(self.y_test.shape[0]), bs):
+            yield self.normalize(self.x_test[start:start + bs]), self.y_test[start:start + bs]

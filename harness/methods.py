@@ -21,16 +21,69 @@ protocol files in ``harness/protocols``):
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Tuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.errors import ConfigError
+
 Batch = Tuple[torch.Tensor, torch.Tensor]
 
 CLIP_TARGETS = ("weights", "weights+alphas", "alphas", "none")
 ORDERS = ("alpha_first", "w_first")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option a method understands (``method_cfg.<key>``): its type or choices, bounds and meaning.
+
+    ``kind`` is ``float`` | ``int`` | ``bool`` | ``str``; ``choices`` restricts the value to a set;
+    ``minimum`` (with ``exclusive`` for a strict bound) bounds numbers.
+    """
+
+    doc: str
+    kind: type = float
+    choices: Optional[Tuple[Any, ...]] = None
+    minimum: Optional[float] = None
+    exclusive: bool = False
+    deviation: Optional[str] = None  #: text recorded in a run's deviations when the value is not the reference's
+    default: Any = None              #: the value when the config does not set it
+
+    def check(self, method: str, key: str, value: Any) -> None:
+        where = f"method {method} option {key}"
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ConfigError(f"{where} must be one of {list(self.choices)}, not {value!r}")
+            return
+        if self.kind is bool:
+            ok = isinstance(value, bool)
+        elif self.kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, self.kind)
+        if not ok:
+            raise ConfigError(f"{where} must be a {self.kind.__name__}, not {value!r}")
+        if self.minimum is not None and (value <= self.minimum if self.exclusive else value < self.minimum):
+            raise ConfigError(f"{where} must be {'>' if self.exclusive else '>='} {self.minimum}, not {value!r}")
+
+
+ZERO_GRAD_MODES = ("zero", "none")
+#: options every method understands
+BASE_OPTIONS: Dict[str, Option] = {
+    "order": Option("iteration order: alpha_first (quark0, MiLeNAS) | w_first (xautodl NB201 DARTS-V1, GDAS)",
+                    str, choices=ORDERS),
+    # PyTorch 1.x (every reference) zeroed gradients in place: a weight that received a gradient once keeps a
+    # zero gradient, so SGD keeps applying weight decay and momentum to it even in steps where it is not used
+    # (GDAS: ops not sampled this step).  set_to_none=True drops them, and SGD skips those weights.
+    "zero_grad": Option("zero: gradients zeroed in place as PyTorch 1.x (references) | none: set_to_none", str,
+                        choices=ZERO_GRAD_MODES, default="zero", deviation="weight gradients set to None between steps "
+                        "(unsampled ops skip weight decay and momentum; the references zero them in place)"),
+}
 
 
 def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
@@ -41,11 +94,53 @@ def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
 class SearchMethod:
     """Base class: optimizers, schedules, the weight step and α-gradient helpers."""
 
-    name: str = ""
+    # ------------------------------------------------------------ metadata (asked by config, reports, regress)
+    name: ClassVar[str] = ""                 #: registry name (set by @register_method)
+    label: ClassVar[str] = ""                #: display name in tables and figures
+    color: ClassVar[str] = "#7f7f7f"         #: plot colour
+    display_rank: ClassVar[int] = 100        #: position in tables and figures (low first)
+    #: "core" = one of the five compared methods; "variant" = a paper variant (Figs. 3a, 5)
+    role: ClassVar[str] = "core"
+    reference: ClassVar[str] = ""            #: the reference implementation it follows
+    #: True when the NB201 reference scripts include this method (else it runs under the DARTS-V1 protocol)
+    nb201_reference: ClassVar[bool] = True
+    #: a method whose per-iteration cost this one claims to beat (regress records the ratio; MiLeNAS: darts-2nd)
+    speed_compared_with: ClassVar[Optional[str]] = None
+    #: schedule values logged per epoch (keys of ``schedule_state()``)
+    logs: ClassVar[Tuple[str, ...]] = ("lr",)
     #: which supernet forward the method needs: "softmax" mixture or one "gumbel" sampled path
-    forward_mode: str = "softmax"
-    #: config keys this method understands beyond the shared optimizer keys
-    option_keys: Tuple[str, ...] = ("order",)
+    forward_mode: ClassVar[str] = "softmax"
+    #: options this method understands beyond the shared optimizer keys (``method_cfg``)
+    options: ClassVar[Dict[str, Option]] = BASE_OPTIONS
+
+    @classmethod
+    def validate_options(cls, method_cfg: Dict[str, Any]) -> None:
+        """Raise ``ConfigError`` (one clear line) on an unknown option or a bad value."""
+        unknown = sorted(set(method_cfg) - set(cls.options))
+        if unknown:
+            raise ConfigError(f"method {cls.name}: unknown option(s) {unknown}; known: {', '.join(cls.options)}")
+        for key, value in method_cfg.items():
+            cls.options[key].check(cls.name, key, value)
+
+    @classmethod
+    def option_deviations(cls, method_cfg: Dict[str, Any], reference_cfg: Dict[str, Any]) -> List[str]:
+        """Deviation texts of options whose value differs from the reference protocol row's."""
+        out = []
+        for key, opt in cls.options.items():
+            value = method_cfg.get(key, opt.default)
+            if opt.deviation and value != reference_cfg.get(key, opt.default):
+                out.append(f"method_cfg.{key}={value}: {opt.deviation}")
+        return out
+
+    @classmethod
+    def display_label(cls, variant: Optional[Dict[str, Any]] = None) -> str:
+        """``MiLeNAS`` or, with a variant, ``MiLeNAS (λ=0.1)``."""
+        base = cls.label or cls.name
+        if not variant:
+            return base
+        symbols = {"lam": "λ"}
+        inner = ", ".join(f"{symbols.get(k, k)}={v}" for k, v in sorted(variant.items()))
+        return f"{base} ({inner})"
 
     def __init__(self, supernet: nn.Module, cfg: Dict[str, Any], epochs: int, steps_per_epoch: int):
         self.net = supernet
@@ -75,7 +170,7 @@ class SearchMethod:
 
     def schedule_state(self) -> Dict[str, Any]:
         """Per-epoch values to log (lr, τ…)."""
-        return {"lr": self.lr, "tau": self.net.tau if self.forward_mode == "gumbel" else None}
+        return {"lr": self.lr}
 
     # ---------------------------------------------------------------- the iteration
     def step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
@@ -109,7 +204,7 @@ class SearchMethod:
         Like the references, a full ``backward()`` also accumulates ∇α into α.grad, which the next
         α step zeroes (and which the ``weights+alphas`` clip norm sees, as in the NB201 scripts).
         """
-        self.w_opt.zero_grad(set_to_none=True)
+        self.w_opt.zero_grad(set_to_none=self.cfg.get("zero_grad", "zero") == "none")
         loss, logits = self.loss(x, y)
         loss.backward()
         self.clip_gradients()
@@ -140,13 +235,19 @@ class SearchMethod:
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> Dict[str, Any]:
+        """Optimizers, schedule, and the gradients left in ``.grad``: with in-place zeroing a weight keeps a
+        zero gradient (and so its decay and momentum) once it had one, and α.grad enters the
+        ``weights+alphas`` clip norm, so both are part of the state a resumed run needs."""
+        grads = [None if p.grad is None else p.grad.detach().clone() for p in self.weights + self.alphas]
         return {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
-                "epoch": self.epoch, "lr": self.lr, "extra": self.extra_state()}
+                "epoch": self.epoch, "lr": self.lr, "grads": grads, "extra": self.extra_state()}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.epoch, self.lr = state["epoch"], state["lr"]
+        for p, g in zip(self.weights + self.alphas, state.get("grads") or []):
+            p.grad = None if g is None else g.to(p.device)
         self.load_extra_state(state.get("extra") or {})
 
     def extra_state(self) -> Dict[str, Any]:

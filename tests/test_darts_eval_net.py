@@ -14,7 +14,8 @@ from harness.spaces.darts.eval_net import (
     params_report,
 )
 from harness.spaces.darts.ops import GDASReductionCell, Identity
-from harness.spaces.darts.zoo import get_genotype, zoo_entry, zoo_genotypes
+from harness.spaces.darts.genotype import get_genotype, zoo_genotypes
+from harness.spaces.darts.zoo import zoo_entry
 
 
 @pytest.mark.parametrize("name, params", [

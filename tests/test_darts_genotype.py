@@ -11,7 +11,8 @@ from harness.spaces.darts.genotype import (
     size_key,
 )
 from harness.spaces.darts.ops import PRIMITIVES
-from harness.spaces.darts.zoo import get_genotype, zoo_entry, zoo_genotypes, zoo_names, zoo_text
+from harness.spaces.darts.genotype import get_genotype, zoo_genotypes
+from harness.spaces.darts.zoo import zoo_entry, zoo_names, zoo_text
 
 P = {name: k for k, name in enumerate(PRIMITIVES)}
 

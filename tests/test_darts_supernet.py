@@ -10,7 +10,7 @@ from harness.spaces.darts import DartsSpace
 from harness.spaces.darts.genotype import Genotype
 from harness.spaces.darts.ops import PRIMITIVES, GDASReductionCell
 from harness.spaces.darts.supernet import DartsSupernet, MixedOp, SearchCell, gumbel_hard_sample
-from harness.spaces.darts.zoo import get_genotype
+from harness.spaces.darts.genotype import get_genotype
 
 
 def tiny(**kw):

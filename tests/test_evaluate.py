@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness import eval_recipe as ER
 from harness import evaluate as E
+from harness import selection as S
 from harness import records
 from harness.config import load_profile
 from harness.errors import ArchFormatError, ConfigError
@@ -33,8 +35,10 @@ def write_profile(tmp_path: Path, evaluate=None, name="tiny") -> Path:
     return path
 
 
-def ns(profile, out, genotype="DARTS_V2", from_runs=None, method=None, seed=0, overrides=()):
+def ns(profile, out, genotype="DARTS_V2", from_runs=None, method=None, seed=0, overrides=(), variant=(),
+       run_id=None):
     return argparse.Namespace(genotype=None if from_runs else genotype, from_runs=from_runs, method=method,
+                              variant=list(variant), run_id=run_id, space="darts",
                               profile=str(profile), seed=seed, out=Path(out), data_dir=None, device="cpu",
                               overrides=list(overrides), download=False)
 
@@ -47,27 +51,27 @@ def strip_times(epochs):
 
 def test_repo_profiles_resolve_and_paper_is_the_darts_recipe():
     for name in ("smoke", "cpu", "paper", "gpu-quick"):
-        cfg = E.resolve_eval_config(load_profile(name))
-        E.validate_eval_config(cfg)
-    paper = E.resolve_eval_config(load_profile("paper"))
-    assert paper == E.DARTS_RECIPE
-    assert E.eval_deviations(paper) == []
+        cfg = ER.resolve_eval_config(load_profile(name))
+        ER.validate_eval_config(cfg)
+    paper = ER.resolve_eval_config(load_profile("paper"))
+    assert paper == ER.DARTS_RECIPE
+    assert ER.eval_deviations(paper) == []
     assert (paper["epochs"], paper["batch_size"], paper["lr"], paper["lr_min"], paper["cutout"]) == (600, 96, 0.025, 0.0, 16)
-    repo = E.resolve_eval_config(load_profile("paper"), {"recipe": "milenas-repo"})
+    repo = ER.resolve_eval_config(load_profile("paper"), {"recipe": "milenas-repo"})
     assert (repo["batch_size"], repo["lr"], repo["lr_min"]) == (64, 0.03, 0.001)
-    assert any("milenas-repo" in d for d in E.eval_deviations(repo))
+    assert any("milenas-repo" in d for d in ER.eval_deviations(repo))
 
 
 def test_lr_and_drop_path_schedules():
-    cfg = dict(E.DARTS_RECIPE)
-    assert E.drop_path_at(cfg, 0) == 0.0
-    assert E.drop_path_at(cfg, 300) == pytest.approx(0.1)
-    assert E.drop_path_at(cfg, 599) == pytest.approx(0.2 * 599 / 600)
-    assert E.lr_at(cfg, 0) == pytest.approx(0.025)
-    assert E.lr_at(cfg, 300) == pytest.approx(0.0125)
-    assert E.lr_at(cfg, 600) == pytest.approx(0.0, abs=1e-12)
-    repo = dict(cfg, **E.RECIPES["milenas-repo"])
-    assert E.lr_at(repo, 300) == pytest.approx(0.001 + 0.029 / 2)
+    cfg = dict(ER.DARTS_RECIPE)
+    assert ER.drop_path_at(cfg, 0) == 0.0
+    assert ER.drop_path_at(cfg, 300) == pytest.approx(0.1)
+    assert ER.drop_path_at(cfg, 599) == pytest.approx(0.2 * 599 / 600)
+    assert ER.lr_at(cfg, 0) == pytest.approx(0.025)
+    assert ER.lr_at(cfg, 300) == pytest.approx(0.0125)
+    assert ER.lr_at(cfg, 600) == pytest.approx(0.0, abs=1e-12)
+    repo = dict(cfg, **ER.RECIPES["milenas-repo"])
+    assert ER.lr_at(repo, 300) == pytest.approx(0.001 + 0.029 / 2)
 
 
 @pytest.mark.parametrize("evaluate, overrides, match", [
@@ -89,7 +93,7 @@ def test_bad_config_raises_config_error(tmp_path, evaluate, overrides, match):
 
 
 def test_method_without_from_runs_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="only applies with --from-runs"):
+    with pytest.raises(ConfigError, match="only apply with --from-runs"):
         E.run_evaluate(ns(write_profile(tmp_path, TINY), tmp_path / "out", method="milenas"))
 
 
@@ -102,36 +106,47 @@ def test_malformed_genotype_raises_arch_format_error(tmp_path):
 
 # ------------------------------------------------------------------------------------------ selection
 
-def _fake_search(out: Path, method: str, seed: int, best: float, space="darts", status="ok", arch_best=None):
+def _fake_search(out: Path, method: str, seed: int, best: float, space="darts", status="ok", arch_best=None,
+                 variant=None, rule="best_val_reference"):
+    """A search record whose run selected epoch 1 (ref_val_acc ``best``) by ``rule``."""
     final_arch = str(parse_genotype("DARTS_V1"))
-    epochs = [{"epoch": 0, "val_acc": best - 5, "arch": final_arch},
-              {"epoch": 1, "val_acc": best, "arch": arch_best or final_arch},
-              {"epoch": 2, "val_acc": best - 1, "arch": final_arch}]
-    rid = f"{space}__{method}__s{seed}"
+    epochs = [{"epoch": 0, "val_acc": best - 5, "ref_val_acc": best - 6, "arch": final_arch},
+              {"epoch": 1, "val_acc": best - 9, "ref_val_acc": best, "arch": arch_best or final_arch},
+              {"epoch": 2, "val_acc": best + 1, "ref_val_acc": best - 1, "arch": final_arch}]
+    chosen = epochs[1] if rule == "best_val_reference" else epochs[-1]
+    variant = variant or {}
+    rid = f"{space}__{method}{''.join(f'-{k}{v}' for k, v in variant.items())}__s{seed}"
     records.write_record(out / "records" / f"{rid}.json", {
         "schema": records.SCHEMA, "kind": "search", "run_id": rid, "label": method, "space": space,
-        "method": method, "variant": {}, "seed": seed, "status": status, "epochs": epochs,
-        "final": {"arch": final_arch, "val_acc": best - 1, "best_val_acc": best} if status == "ok" else None})
+        "method": method, "variant": variant, "seed": seed, "status": status, "epochs": epochs,
+        "final": {"arch": chosen["arch"], "val_acc": best + 1, "best_val_acc": best + 1,
+                  "selection": {"rule": rule, "epoch": chosen["epoch"]}} if status == "ok" else None})
 
 
-def test_from_runs_picks_highest_best_val_acc(tmp_path):
+def test_from_runs_picks_the_best_reference_val_cell_of_method_and_variant(tmp_path):
     runs = tmp_path / "runs"
     v2 = str(parse_genotype("DARTS_V2"))
     _fake_search(runs, "milenas", 0, 60.0)
     _fake_search(runs, "milenas", 1, 70.0, arch_best=v2)
-    _fake_search(runs, "darts-1st", 0, 80.0)
-    _fake_search(runs, "darts-1st", 1, 80.0, arch_best=v2)   # tie with seed 0 -> seed 0 wins
+    _fake_search(runs, "milenas", 2, 95.0, variant={"lam": 0.1})   # a λ-sweep run: never the paper's cell
+    _fake_search(runs, "darts-1st", 0, 80.0, rule="last")
+    _fake_search(runs, "darts-1st", 1, 80.0, rule="last")          # tie with seed 0 -> seed 0 wins
     _fake_search(runs, "gdas", 0, 99.0, space="nb201")       # other space: ignored
     _fake_search(runs, "gdas", 1, 99.0, status="failed")     # failed: ignored
 
-    sel = E.select_from_runs(runs, "milenas")
+    sel = S.select_from_runs(runs, "milenas")
     assert sel["selected_run"] == "darts__milenas__s1"
-    assert sel["best_val_acc"] == 70.0 and sel["arch_epoch"] == 1
-    assert parse_genotype(sel["arch"]) == parse_genotype("DARTS_V2") and sel["final_arch_differs"]
+    assert sel["best_val_acc"] == 70.0 and sel["arch_epoch"] == 1 and sel["score_metric"] == "ref_val_acc"
+    assert parse_genotype(sel["arch"]) == parse_genotype("DARTS_V2")
     assert [c["run_id"] for c in sel["candidates"]] == ["darts__milenas__s1", "darts__milenas__s0"]
 
-    sel = E.select_from_runs(runs)
-    assert sel["selected_run"] == "darts__darts-1st__s0" and "tie" in sel["reason"]
+    sel = S.select_from_runs(runs, "milenas", {"lam": 0.1})
+    assert sel["selected_run"] == "darts__milenas-lam0.1__s2"
+    sel = S.select_from_runs(runs, run_id="darts__milenas__s0")
+    assert sel["selected_run"] == "darts__milenas__s0"
+
+    sel = S.select_from_runs(runs, "darts-1st")   # rule "last": the last epoch's cell and its accuracy
+    assert sel["selected_run"] == "darts__darts-1st__s0" and "tie" in sel["reason"] and sel["best_val_acc"] == 79.0
 
     prof = write_profile(tmp_path, TINY)
     cfg = E.build_eval_config(ns(prof, tmp_path / "out", from_runs=runs, method="milenas"))
@@ -139,9 +154,14 @@ def test_from_runs_picks_highest_best_val_acc(tmp_path):
     assert cfg["selection"]["selected_run"] == "darts__milenas__s1"
     assert cfg["genotype"] == str(parse_genotype("DARTS_V2"))
     assert cfg["run_id"].startswith("darts__eval__milenas-best-") and cfg["run_id"].endswith("__s0")
+    cfg = E.build_eval_config(ns(prof, tmp_path / "out", from_runs=runs, method="milenas", variant=["lam=0.1"]))
+    assert cfg["selection"]["selected_run"] == "darts__milenas-lam0.1__s2"
+    assert cfg["run_id"].startswith("darts__eval__milenas-lam0.1-best-")
 
     with pytest.raises(Exception, match="no finished DARTS-space search runs"):
-        E.select_from_runs(runs, "single-level")
+        S.select_from_runs(runs, "single-level")
+    with pytest.raises(Exception, match="no finished DARTS-space search run 'nope'"):
+        S.select_from_runs(runs, run_id="nope")
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -214,7 +234,7 @@ def test_resume_from_mid_run_checkpoint_gives_same_numbers(tiny_run, tmp_path, m
         if epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(E, "_epoch_hook", interrupt)
+    monkeypatch.setattr(E.EvalRun, "before_epoch", interrupt)
     with pytest.raises(KeyboardInterrupt):
         E.run_evaluate(ns(prof, out))
     ckpt = out / "checkpoints" / f"{rid}.pt"
@@ -222,7 +242,7 @@ def test_resume_from_mid_run_checkpoint_gives_same_numbers(tiny_run, tmp_path, m
     partial = records.read_record(rec_path)
     assert ckpt.is_file() and partial["status"] == "running" and len(partial["epochs"]) == 1
     rec_path.unlink()  # only the checkpoint is left
-    monkeypatch.setattr(E, "_epoch_hook", lambda run, epoch: None)
+    monkeypatch.setattr(E.EvalRun, "before_epoch", lambda run, epoch: None)
     resumed = E.run_evaluate(ns(prof, out))
     assert resumed["status"] == "ok" and not ckpt.exists()
     assert resumed["final"]["test_acc"] == full["final"]["test_acc"]

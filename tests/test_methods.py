@@ -10,14 +10,13 @@ from torch.func import functional_call
 
 from baselines.darts import DartsSecondOrder
 from baselines.gdas import gumbel_tau
+from harness.config import load_protocol
 from harness.methods import cosine_lr
 from harness.registry import get_method, list_methods
 from tests.conftest import ToySupernet, toy_batches
 
-METHOD_OPTS = {
-    "gdas": {"tau_max": 10.0, "tau_min": 0.1, "tau_schedule": "nb201"},
-    "milenas-gumbel": {"tau_max": 10.0, "tau_min": 1.0, "tau_schedule": "milenas", "lam": 1.0},
-}
+# every method's options from its NB201 protocol row (a new method is covered once it has a row)
+METHOD_OPTS = {m: row.get("method", {}) for m, row in load_protocol("nb201")["methods"].items()}
 
 
 def make(method, net, optim_cfg, **opts):

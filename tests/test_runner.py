@@ -63,8 +63,10 @@ def test_same_seed_same_record(run_tiny):
     assert strip_times(c)["epochs"] != strip_times(a)["epochs"]
 
 
-def test_resume_from_checkpoint_gives_the_same_record(run_tiny, shared_data, tmp_path):
-    cfg = tiny_cfg("darts", "gdas", epochs=3)
+@pytest.mark.parametrize("space,method", [("darts", "gdas"), ("nb201", "darts-1st")])
+def test_resume_from_checkpoint_gives_the_same_record(run_tiny, shared_data, tmp_path, space, method):
+    # GDAS: zero gradients of ops sampled once carry decay and momentum; NB201 darts-1st: α.grad enters the clip
+    cfg = tiny_cfg(space, method, epochs=3)
     full = run_tiny(cfg, "full")
     run = SearchRun(cfg, tmp_path / "part", shared_data, torch.device("cpu"))
     # stop after the first epoch, as a kill would: keep the checkpoint, drop the process

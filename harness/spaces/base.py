@@ -24,6 +24,11 @@ from torch import nn
 FORWARD_MODES = ("softmax", "gumbel")
 
 
+def count_parameters_millions(model: nn.Module) -> float:
+    """quark0 ``count_parameters_in_MB``: Σ numel of parameters whose name lacks "auxiliary", / 1e6."""
+    return sum(p.numel() for name, p in model.named_parameters() if "auxiliary" not in name) / 1e6
+
+
 class Supernet(nn.Module):
     """Base class of the search supernets of every space."""
 
@@ -59,6 +64,10 @@ class SearchSpace:
     #: α column order (operation names)
     ops: tuple = ()
 
+    def __init__(self, data_dir=None):
+        #: the data folder (``--data-dir``) a space reads its benchmark files from; None = the default lookup
+        self.data_dir = data_dir
+
     def build_supernet(self, cfg: Dict[str, Any], num_classes: int) -> Supernet:  # pragma: no cover
         raise NotImplementedError
 
@@ -69,3 +78,16 @@ class SearchSpace:
     def arch_info(self, arch: Any) -> Dict[str, Any]:  # pragma: no cover
         """JSON-able facts about an architecture recorded every epoch (benchmark accuracies, params...)."""
         raise NotImplementedError
+
+    def known_archs(self) -> List[str]:
+        """Names of published architectures ``parse_arch`` accepts (e.g. ``DARTS_V2``)."""
+        return []
+
+    def eval_network(self, arch: Any, recipe: Dict[str, Any], num_classes: int = 10) -> nn.Module:
+        """The network that trains ``arch`` from scratch under an evaluation recipe (``harness evaluate``).
+
+        Its forward returns ``(logits, aux_logits or None)`` and it has a ``drop_path_prob`` attribute."""
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"space {self.name} has no evaluation network: its cells are evaluated by "
+                          "benchmark lookup (see the search records' arch_info)")

@@ -23,6 +23,7 @@ from harness.spaces.darts.eval_net import (
 )
 from harness.spaces.darts.genotype import (
     Genotype,
+    get_genotype,
     conv_counts,
     derive_cell,
     early_stop,
@@ -31,7 +32,7 @@ from harness.spaces.darts.genotype import (
 )
 from harness.spaces.darts.ops import OPS, PRIMITIVES
 from harness.spaces.darts.supernet import GUMBEL_SCOPES, DartsSupernet
-from harness.spaces.darts.zoo import get_genotype, zoo_names
+from harness.spaces.darts.zoo import zoo_names
 
 __all__ = [
     "DartsSpace", "DartsSupernet", "Genotype", "NetworkCIFAR", "NetworkImageNet", "OPS", "PRIMITIVES",
@@ -78,6 +79,15 @@ class DartsSpace(SearchSpace):
 
     def parse_arch(self, text: str) -> Genotype:
         return parse_genotype(text)
+
+    def known_archs(self):
+        return zoo_names()
+
+    def eval_network(self, arch: Any, recipe: Dict[str, Any], num_classes: int = 10) -> NetworkCIFAR:
+        """quark0's ``NetworkCIFAR`` at the recipe's size (C, layers, auxiliary head); drop path set per epoch."""
+        genotype = arch if isinstance(arch, Genotype) else parse_genotype(str(arch), steps=None)
+        return NetworkCIFAR(genotype, C=recipe["C"], layers=recipe["layers"], num_classes=num_classes,
+                            auxiliary=recipe["auxiliary"], drop_path_prob=0.0)
 
     def arch_info(self, arch: Any) -> Dict[str, Any]:
         genotype = parse_genotype(arch, steps=None)

@@ -13,6 +13,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import nn
 
+from harness.spaces.base import count_parameters_millions
+
 from harness.errors import ConfigError
 from harness.spaces.darts.genotype import Genotype, parse_genotype
 from harness.spaces.darts.ops import OPS, FactorizedReduce, GDASReductionCell, Identity, ReLUConvBN, drop_path
@@ -212,10 +214,6 @@ class NetworkImageNet(_EvalNetwork):
 
 NETWORKS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet}
 
-
-def count_parameters_millions(model: nn.Module) -> float:
-    """quark0 ``count_parameters_in_MB``: Σ numel of parameters whose name lacks "auxiliary", / 1e6."""
-    return sum(p.numel() for name, p in model.named_parameters() if "auxiliary" not in name) / 1e6
 
 
 def eval_network(genotype: Any, C: int = 36, layers: int = 20, num_classes: int = 10,

@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from harness.errors import ArchFormatError
 from harness.spaces.darts.ops import FIRST_CONV_INDEX, PRIMITIVES
+from harness.spaces.darts.zoo import _load as _zoo_entries
+from harness.spaces.darts.zoo import zoo_entry, zoo_names, zoo_text
 
 _GenotypeBase = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
 
@@ -149,8 +151,6 @@ def parse_genotype(text: Any, steps: Optional[int] = 4) -> Genotype:
     if not s:
         raise ArchFormatError("empty genotype text")
     if s.isidentifier():
-        from harness.spaces.darts.zoo import zoo_names, zoo_text  # lazy: zoo imports this module
-
         if s in zoo_names():
             return parse_genotype(zoo_text(s), steps)
         if s != "Genotype":
@@ -241,3 +241,18 @@ def early_stop(genotype: Genotype) -> bool:
         return False
     c = conv_counts(genotype)
     return c["normal"] == 6 and c["reduce"] == 0
+
+
+def get_genotype(name: str):
+    """The parsed ``Genotype`` of a zoo name."""
+    zoo_entry(name)  # clear KeyError for unknown names
+    return parse_genotype(zoo_text(name), steps=None)
+
+
+def zoo_genotypes() -> Dict[str, Any]:
+    """{canonical name: Genotype} for every entry (aliases left out)."""
+    out = {}
+    for name, entry in _zoo_entries().items():
+        if name == entry["name"]:
+            out[name] = get_genotype(name)
+    return out

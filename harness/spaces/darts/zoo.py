@@ -54,20 +54,3 @@ def zoo_entry(name: str) -> Dict[str, Any]:
 
 def zoo_text(name: str) -> str:
     return zoo_entry(name)["genotype"]
-
-
-def get_genotype(name: str):
-    """The parsed ``Genotype`` of a zoo name."""
-    from harness.spaces.darts.genotype import parse_genotype
-
-    zoo_entry(name)  # clear KeyError for unknown names
-    return parse_genotype(zoo_text(name), steps=None)
-
-
-def zoo_genotypes() -> Dict[str, Any]:
-    """{canonical name: Genotype} for every entry (aliases left out)."""
-    out = {}
-    for name, entry in _load().items():
-        if name == entry["name"]:
-            out[name] = get_genotype(name)
-    return out

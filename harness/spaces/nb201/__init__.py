@@ -48,9 +48,6 @@ class NB201Space(SearchSpace):
 
     ops = NB201_OPS
 
-    def __init__(self, data_dir=None):
-        self.data_dir = data_dir
-
     def build_supernet(self, cfg: Dict[str, Any], num_classes: int) -> NB201Supernet:
         cfg = dict(cfg or {})
         unknown = sorted(set(cfg) - set(SUPERNET_DEFAULTS) - {"num_classes"})

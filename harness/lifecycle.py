@@ -1,0 +1,317 @@
+"""One run lifecycle for search and evaluation runs.
+
+look for the record → build → resume from the last checkpoint → loop over epochs → finish or
+fail → write the record atomically.  ``Run`` owns every step of that walk once; a search run
+(``harness.runner.SearchRun``) and an evaluation run (``harness.evaluate.EvalRun``) only say how
+to build themselves, what one epoch does, what their checkpoint holds besides RNG states, and
+what their final summary is.  The lifecycle knows nothing about where it runs (executors:
+``harness.executors``).
+
+Layout of an output folder::
+
+    OUT/records/<run_id>.json       one record per run (harness.records schema), written atomically
+    OUT/checkpoints/<run_id>.pt     state after the last finished epoch (deleted when the run ends)
+
+A finished run (status ok or failed) is never recomputed; a record of the same run id with
+another config is an error; a running one resumes from its checkpoint.  On CPU a resumed run
+gives the same record as an uninterrupted one (times aside).
+"""
+from __future__ import annotations
+
+import math
+import os
+import resource
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from harness import records
+from harness.errors import ConfigError, HarnessError
+from harness.precision import apply_precision
+from harness.provenance import provenance
+
+ProgressFn = Callable[[Dict[str, Any]], None]
+FINISHED = ("ok", "failed")
+
+
+class NonFiniteLoss(RuntimeError):
+    """A run's loss became NaN or infinite; the run is recorded as failed."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}") from exc
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued device work (CUDA) so that wall-clock times are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Fail early, with one clear line, if ``out_dir`` cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise HarnessError(f"output folder {out_dir} is not writable: {exc.strerror or exc}") from exc
+
+
+# ---------------------------------------------------------------------------------- memory
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Reset this process's peak-RSS counter (VmHWM, Linux) and the CUDA peak, so each run reports its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> Dict[str, float]:
+    """Peak resident memory (MB) of this process since the last reset (VmHWM; ru_maxrss as a fallback),
+    and the peak CUDA allocation on a GPU."""
+    rss = None
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    rss = int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    if rss is None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out = {"peak_rss_mb": rss}
+    if device.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+# ---------------------------------------------------------------------------------- RNG and checkpoints
+
+def rng_states(gen: torch.Generator, device: torch.device) -> Dict[str, Any]:
+    """Every random stream a run draws from (torch CPU, CUDA, the data generator)."""
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            "data_rng": gen.get_state()}
+
+
+def restore_rng_states(state: Dict[str, Any], gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    gen.set_state(state["data_rng"])
+
+
+def read_checkpoint(path: Path, config_hash: str) -> Optional[Dict[str, Any]]:
+    """A checkpoint of the same config, loaded on the CPU (RNG states must stay CPU tensors);
+    None when absent, torn/corrupt (the run starts again) or from another config."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return None
+    return state if isinstance(state, dict) and state.get("config_hash") == config_hash else None
+
+
+def read_finished_record(path: Path, config_hash: str) -> Optional[Dict[str, Any]]:
+    """The record at ``path`` (None if absent or unreadable); ``ConfigError`` if it holds another config."""
+    if not path.is_file():
+        return None
+    try:
+        rec = records.read_record(path)
+    except (ValueError, OSError):
+        return None
+    if rec.get("config_hash") != config_hash:
+        raise ConfigError(f"{path} holds run {rec.get('run_id', path.stem)} with a different config; "
+                          "use another --out folder or delete that record")
+    return rec
+
+
+def fault_requested(run_id: str, epoch: int) -> bool:
+    """Test hook: ``HARNESS_FAULT_NAN=<run_id>@<epoch>`` asks a run to poison itself at that epoch."""
+    return os.environ.get("HARNESS_FAULT_NAN", "") == f"{run_id}@{epoch}"
+
+
+# ---------------------------------------------------------------------------------- the lifecycle
+
+class Run:
+    """The lifecycle of one run.  Subclasses implement the hooks marked below."""
+
+    kind: str = ""                     #: record kind: "search" | "evaluation"
+    seconds_key: str = "seconds"       #: name of the summed epoch seconds in ``final`` (search_seconds…)
+
+    def __init__(self, cfg: Dict[str, Any], run_id: str, out_dir: Path, data_root: Optional[Path] = None,
+                 device: Optional[torch.device] = None, progress: Optional[ProgressFn] = None):
+        self.cfg = cfg
+        self.run_id = run_id
+        self.out_dir = Path(out_dir)
+        self.record_path = self.out_dir / "records" / f"{run_id}.json"
+        self.ckpt_path = self.out_dir / "checkpoints" / f"{run_id}.pt"
+        self.data_root = data_root
+        self.device = device or pick_device()
+        self.progress = progress or (lambda event: None)
+        self.hash = records.config_hash(cfg)
+
+    # ------------------------------------------------------------------ hooks
+    def build(self) -> None:  # pragma: no cover - abstract
+        """Seed, build data, network, optimizers; set ``self.gen`` (the data generator)."""
+        raise NotImplementedError
+
+    def total_epochs(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def record_fields(self) -> Dict[str, Any]:
+        """Kind-specific top-level record fields (label, method, genotype…)."""
+        return {}
+
+    def data_provenance(self) -> Dict[str, Any]:
+        return dict(getattr(self, "data").provenance)
+
+    def run_epoch(self, epoch: int, record: Dict[str, Any]) -> Dict[str, Any]:  # pragma: no cover - abstract
+        """Train one epoch and measure; returns the epoch's record entry (with ``epoch_seconds``).
+        Raise ``NonFiniteLoss`` on a non-finite loss."""
+        raise NotImplementedError
+
+    def stop_early(self, record: Dict[str, Any], entry: Dict[str, Any]) -> bool:
+        return False
+
+    def module_state(self) -> Dict[str, Any]:  # pragma: no cover - abstract
+        """Network and optimizer states for the checkpoint (RNG states are added by the lifecycle)."""
+        raise NotImplementedError
+
+    def load_module_state(self, state: Dict[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def poison(self) -> None:  # pragma: no cover - abstract
+        """Fault injection (tests): make the next loss non-finite."""
+        raise NotImplementedError
+
+    def final_fields(self, record: Dict[str, Any]) -> Dict[str, Any]:
+        """The record's ``final`` summary beyond seconds and peak memory."""
+        return {}
+
+    def progress_event(self, entry: Dict[str, Any]) -> Dict[str, Any]:
+        return {}
+
+    def before_epoch(self, epoch: int) -> None:
+        """Called before every epoch (tests patch it to interrupt a run); injects requested faults."""
+        if fault_requested(self.run_id, epoch):
+            self.poison()
+
+    # ------------------------------------------------------------------ the walk
+    def existing(self) -> Optional[Dict[str, Any]]:
+        return read_finished_record(self.record_path, self.hash)
+
+    def new_record(self, precision: Dict[str, Any]) -> Dict[str, Any]:
+        cfg = self.cfg
+        prov = provenance(self.device)
+        prov.update(self.data_provenance())
+        prov["precision"] = precision
+        return {"schema": records.SCHEMA, "kind": self.kind, "run_id": self.run_id, "label": cfg.get("label"),
+                "space": cfg.get("space"), "method": cfg.get("method"), "variant": cfg.get("variant") or {},
+                "seed": cfg["seed"], "profile": cfg.get("profile"), "scale": cfg.get("scale"),
+                "status": "running", "failure": None, "config": cfg, "config_hash": self.hash,
+                "provenance": prov, "deviations": list(cfg.get("deviations") or []),
+                **self.record_fields(), "epochs": [], "final": None, "started_at": now(), "finished_at": None}
+
+    def save_checkpoint(self, record: Dict[str, Any], next_epoch: int) -> None:
+        state = {"config_hash": self.hash, "next_epoch": next_epoch, "modules": self.module_state(),
+                 **rng_states(self.gen, self.device), "record": record}
+        records.atomic_torch_save(self.ckpt_path, state)
+
+    def resume(self) -> Optional[Dict[str, Any]]:
+        state = read_checkpoint(self.ckpt_path, self.hash)
+        if state is None or "modules" not in state:
+            return None
+        self.load_module_state(state["modules"])
+        restore_rng_states(state, self.gen, self.device)
+        return state
+
+    def run(self) -> Dict[str, Any]:
+        done = self.existing()
+        if done is not None and done.get("status") in FINISHED:
+            return done
+        reset_peak_memory(self.device)
+        precision = apply_precision(self.cfg.get("precision"), self.device)
+        self.build()
+        state = self.resume()
+        if state:
+            record, start = state["record"], state["next_epoch"]
+        else:
+            record, start = self.new_record(precision), 0
+        records.write_record(self.record_path, record)
+        epochs = self.total_epochs()
+        try:
+            for epoch in range(start, epochs):
+                self.before_epoch(epoch)
+                entry = self.run_epoch(epoch, record)
+                record["epochs"].append(entry)
+                self.progress({"run_id": self.run_id, "label": self.cfg.get("label"), "space": self.cfg.get("space"),
+                               "seed": self.cfg["seed"], "epoch": epoch, "epochs": epochs,
+                               "epoch_seconds": entry["epoch_seconds"],
+                               "eta_seconds": entry["epoch_seconds"] * (epochs - epoch - 1),
+                               **self.progress_event(entry)})
+                if self.stop_early(record, entry):
+                    break
+                if epoch + 1 < epochs:
+                    self.save_checkpoint(record, epoch + 1)
+                    records.write_record(self.record_path, record)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a failed run is recorded, and the matrix goes on
+            return self._finish_failed(record, exc)
+        record["final"] = {**self.final_fields(record),
+                           self.seconds_key: sum(e["epoch_seconds"] for e in record["epochs"]),
+                           **peak_memory_mb(self.device)}
+        record["status"] = "ok"
+        record["finished_at"] = now()
+        records.write_record(self.record_path, record)
+        self.ckpt_path.unlink(missing_ok=True)
+        return record
+
+    def _finish_failed(self, record: Dict[str, Any], exc: BaseException) -> Dict[str, Any]:
+        record["status"] = "failed"
+        record["failure"] = {"reason": f"{type(exc).__name__}: {exc}", "epoch": len(record["epochs"])}
+        record["finished_at"] = now()
+        records.write_record(self.record_path, record)
+        self.ckpt_path.unlink(missing_ok=True)
+        return record
+
+
+def check_finite(values: Dict[str, float], epoch: int, what: str = "training loss") -> None:
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        raise NonFiniteLoss(f"non-finite {what} in epoch {epoch}: {bad}")
+
+
+def summary(record: Dict[str, Any]) -> Dict[str, Any]:
+    """What an executor reports back about a run."""
+    return {"run_id": record["run_id"], "status": record["status"], "failure": record["failure"]}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+__all__: List[str] = ["Run", "NonFiniteLoss", "pick_device", "check_output_dir", "peak_memory_mb", "sync", "now",
+                      "read_checkpoint", "rng_states", "restore_rng_states", "summary", "check_finite"]

@@ -1,0 +1,52 @@
+"""The numeric precision policy of a run (config key ``precision``), applied before it builds.
+
+PyTorch lets cuDNN convolutions use TF32 on Ampere and newer GPUs by default
+(``torch.backends.cudnn.allow_tf32 = True``).  TF32 keeps a 10-bit mantissa, so a relative
+input resolution of about 1e-3.  DARTS-2nd's finite-difference Hessian-vector product perturbs
+each weight by R·v with R = 0.01/‖v‖, about 1e-5 per weight on the NB201 supernet: below TF32's
+resolution, so (∇α L⁺ − ∇α L⁻)/2R becomes mostly rounding noise on A100/H100.  The reference
+implementations ran in full FP32 (PyTorch 1.x, pre-TF32 GPUs).  The default policy is therefore
+full FP32 for both cuDNN and matmul; ``precision.allow_tf32: true`` allows TF32 (labelled as a
+deviation).  The policy is applied explicitly on every device (on CPU the flags have no numeric
+effect, but they are set and recorded all the same) and written into the record's provenance.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import torch
+
+from harness.errors import ConfigError
+
+#: the default policy: what the references ran (full FP32)
+DEFAULT_PRECISION: Dict[str, Any] = {"allow_tf32": False}
+PRECISION_KEYS = {"allow_tf32": bool}
+
+
+def validate_precision(policy: Dict[str, Any]) -> None:
+    for key, value in policy.items():
+        if key not in PRECISION_KEYS:
+            raise ConfigError(f"precision: unknown key {key!r}; known keys: {', '.join(PRECISION_KEYS)}")
+        if not isinstance(value, PRECISION_KEYS[key]):
+            raise ConfigError(f"precision.{key} must be true or false, not {value!r}")
+
+
+def apply_precision(policy: Optional[Dict[str, Any]], device: torch.device) -> Dict[str, Any]:
+    """Set the process-wide precision flags from ``policy`` and return what is now in force."""
+    policy = {**DEFAULT_PRECISION, **(policy or {})}
+    validate_precision(policy)
+    tf32 = bool(policy["allow_tf32"])
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    return current_precision(device)
+
+
+def current_precision(device: torch.device) -> Dict[str, Any]:
+    """The precision flags in force (for provenance)."""
+    return {"cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "device_type": device.type,
+            "note": ("TF32 allowed (deviation: references ran in full FP32)" if torch.backends.cudnn.allow_tf32
+                     else "full FP32 (as the references)")}
