@@ -1,8 +1,9 @@
 """Build the report: ``build_report(runs_dir, out_dir) -> {name: path}``.
 
-Writes out_dir/report.md, report.html (self-contained), report.pdf (matplotlib PdfPages),
-report.json (verdicts + summary, machine-readable), tables as <key>.csv / <key>.tex and figures
-as <key>.png / <key>.svg. Works on partial or empty run folders.
+Writes out_dir/report.md, report.html (self-contained), report.pdf (typeset with reportlab: title page
+with the reproducibility summary and verdict table, then tables, figures, statistics, provenance),
+report.json (verdicts with n_needed + summary, machine-readable), tables as <key>.csv / <key>.tex and
+figures as <key>.png / <key>.svg. Works on partial or empty run folders.
 """
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ def build_context(records, runs_dir) -> Dict[str, Any]:
                      "png_bytes": buf.getvalue()})
     return {
         "title": TITLE, "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "banner": sc["banner"], "scope": sc, "scope_lines": S.scope_lines(sc),
-        "verdicts": vs, "verdict_table": V.verdict_table(vs),
+        "banner": sc["banner"], "scope": sc, "scope_lines": S.scope_lines(sc), "scope_items": S.scope_items(sc),
+        "verdicts": vs, "verdict_table": V.verdict_table(vs), "verdict_scale_table": V.scale_table(vs),
         "deviations": dv, "deviation_lines": S.deviation_lines(dv, len(records)),
         "tables": T.all_tables(records, pub), "comparisons": comps, "stats_table": C.statistics_table(comps),
+        "stats_compact": C.compact_table(comps),
         "figures": figs, "not_produced": fs.not_produced,
         "provenance_lines": S.provenance_lines(S.provenance(records, pub)),
     }
@@ -57,8 +59,12 @@ def build_context(records, runs_dir) -> Dict[str, Any]:
 def render_markdown(ctx) -> str:
     out = [f"# {ctx['title']}", "", f"generated {ctx['generated']}", "", f"> **{ctx['banner']}**", "",
            "## 1. Reproducibility summary", "", "### Scope", ""]
-    out += [f"- {ln.strip()}" if not ln.startswith("  ") else f"  - {ln.strip().lstrip('• ')}" for ln in ctx["scope_lines"]]
-    out += ["", "### Verdicts", "", ctx["verdict_table"].to_markdown(), "### Deviations from the references", ""]
+    out += [("  " * lvl) + f"- {text}" for lvl, text in ctx["scope_items"]]
+    out += ["", "### Verdicts", "", V.summary_table(ctx["verdicts"]).to_markdown()]
+    if len(ctx["scope"]["scales"]) > 1:
+        out += [ctx["verdict_scale_table"].to_markdown()]
+    out += ["#### Rules, numbers and power of every verdict", "", ctx["verdict_table"].to_markdown()]
+    out += ["### Deviations from the references", ""]
     out += [f"- {ln}" for ln in ctx["deviation_lines"]]
     out += ["", "## 2. Tables", ""]
     for t in ctx["tables"]:
@@ -68,7 +74,8 @@ def render_markdown(ctx) -> str:
         out += [f"![{f['title']}]({f['key']}.png)", "", f"*{f['title']}.* {f['caption']} (also {f['key']}.svg)", ""]
     if ctx["not_produced"]:
         out += ["Not produced:", ""] + [f"- {x}" for x in ctx["not_produced"]] + [""]
-    out += ["## 4. Statistics", "", ctx["stats_table"].to_markdown(), "## 5. Provenance", ""]
+    out += ["## 4. Statistics", "", ctx["stats_compact"].to_markdown(),
+            "(all numbers per comparison: statistics.csv)", "", "## 5. Provenance", ""]
     out += [f"- {ln}" for ln in ctx["provenance_lines"]]
     return "\n".join(out) + "\n"
 
@@ -80,7 +87,7 @@ def build_report(runs_dir, out_dir) -> Dict[str, Path]:
     ctx = build_context(records, runs_dir)
     written: Dict[str, Path] = {}
     try:
-        for t in ctx["tables"] + [ctx["verdict_table"], ctx["stats_table"]]:
+        for t in ctx["tables"] + [ctx["verdict_table"], ctx["verdict_scale_table"], ctx["stats_table"]]:
             for ext, fn in (("csv", t.to_csv), ("tex", t.to_latex)):
                 p = out_dir / f"{t.key}.{ext}"
                 p.write_text(fn(), encoding="utf-8")
@@ -105,6 +112,7 @@ def build_report(runs_dir, out_dir) -> Dict[str, Path]:
         js.write_text(json.dumps({
             "banner": ctx["banner"], "scope": ctx["scope"], "pdf_pages": pages,
             "verdicts": [v.as_dict() for v in ctx["verdicts"]],
+            "verdicts_by_scale": V.by_scale_dict(ctx["verdicts"]),
             "figures": [f["key"] for f in ctx["figures"]], "not_produced": ctx["not_produced"],
             "comparisons": ctx["comparisons"],
         }, indent=1, default=str, allow_nan=True), encoding="utf-8")

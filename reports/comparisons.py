@@ -1,7 +1,7 @@
-"""Family-wise comparisons: MiLeNAS (λ=1) vs every other method group, per space and metric.
+"""Family-wise comparisons: MiLeNAS (λ=1) vs every other method group, per scale, space and metric.
 
-Welch's t and Mann–Whitney U (two-sided), Holm-adjusted within each (space, metric) family,
-with Hedges' g and the rank-biserial correlation as effect sizes.
+Welch's t and Mann–Whitney U (two-sided), Holm-adjusted within each (scale, space, metric) family,
+with Hedges' g and the rank-biserial correlation as effect sizes.  Scales are never pooled.
 """
 from __future__ import annotations
 
@@ -23,15 +23,25 @@ METRICS: List[Tuple[str, str, Callable, Tuple[str, ...], str]] = [
 ]
 
 
+REFERENCE_METHOD = "milenas"      # the paper's method: every comparison is MiLeNAS (λ=1) vs another group
+
+
 def _is_ref(key) -> bool:
-    return key[1] == "milenas" and key[2] == "{}"
+    return key[1] == REFERENCE_METHOD and key[2] == "{}"
 
 
 def comparisons(records) -> List[Dict[str, Any]]:
     out: List[Dict[str, Any]] = []
+    for scale in R.scales_present(records):
+        out.extend(_comparisons(records, scale))
+    return out
+
+
+def _comparisons(records, scale) -> List[Dict[str, Any]]:
+    out: List[Dict[str, Any]] = []
     for mkey, mlabel, fn, spaces, kind in METRICS:
         for space in spaces:
-            groups = R.group(records, kind, space)
+            groups = R.group(records, kind, space, scale=scale)
             ref = next((k for k in groups if _is_ref(k)), None)
             if ref is None:
                 continue
@@ -44,7 +54,7 @@ def comparisons(records) -> List[Dict[str, Any]]:
                 c = compare(xs, ys)
                 c.update({"space": space, "metric": mkey, "metric_label": mlabel,
                           "a": R.group_label(groups[ref][0]), "b": R.group_label(rs[0]),
-                          "scale": R.scale_of(groups[ref] + rs), "dataset": R.dataset_label(groups[ref] + rs)})
+                          "scale": scale, "dataset": R.dataset_label(groups[ref] + rs)})
                 fam.append(c)
             for name in ("welch_p", "mwu_p"):
                 adj = holm([c[name] for c in fam])
@@ -72,4 +82,27 @@ def statistics_table(comps: List[Dict[str, Any]]) -> Table:
                  "family (family size = number of comparators); unadjusted p first, Holm-adjusted in parentheses. "
                  "Seeds are the unit of replication; failed runs excluded. With n ≤ 3 per group these tests have "
                  "very little power; treat them as descriptive.")
+    return t
+
+
+SHORT_METRIC = {"c10_bench": "NB201 C10 test of final cell (%)", "best_val": "best search-val acc (%)",
+                "gap": "train − val gap (pp)", "search_s": "search seconds", "test_error": "eval test error (%)"}
+
+
+def compact_table(comps: List[Dict[str, Any]]) -> Table:
+    """One row per comparison with the key numbers only (the full set is statistics.csv)."""
+    scales = sorted({c["scale"] for c in comps})
+    multi = len(scales) > 1
+    cols = (["Scale"] if multi else []) + ["Space", "Metric", "MiLeNAS vs", "n", "Δ mean", "Hedges' g",
+                                           "Welch p (Holm)", "MWU p (Holm)"]
+    t = Table("statistics_compact", "Statistics: MiLeNAS (λ=1) vs each other method, key numbers", cols)
+    for c in comps:
+        row = [c["scale"]] if multi else []
+        row += [R.SPACE_NAMES.get(c["space"], c["space"]), SHORT_METRIC.get(c["metric"], c["metric_label"]), c["b"],
+                f"{c['n1']}/{c['n2']}", fmt(c["diff"]), fmt(c["hedges_g"]), fmt_p(c["welch_p_holm"]),
+                fmt_p(c["mwu_p_holm"])]
+        t.rows.append(row)
+    t.caption = ("Two-sided tests, Holm-adjusted within each (scale, space, metric) family; Δ mean = MiLeNAS − "
+                 "comparator; n = ok seeds (MiLeNAS/comparator); n/a where a test needs ≥ 2 values per group. "
+                 "Unadjusted p-values, t and U statistics, rank-biserial r and notes: statistics.csv.")
     return t

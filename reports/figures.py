@@ -16,10 +16,12 @@ import numpy as np  # noqa: E402
 
 from . import runs as R  # noqa: E402
 
-COLORS = {"milenas": "#d62728", "darts-1st": "#1f77b4", "darts-2nd": "#17becf", "gdas": "#2ca02c",
-          "single-level": "#9467bd", "milenas-gumbel": "#ff7f0e", "darts2-then-milenas": "#8c564b"}
-LAM_COLORS = {0.1: "#e377c2", 1.0: "#d62728", 999.0: "#7f7f7f"}
-plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.dpi": 100, "svg.fonttype": "none"})
+# λ variants of a method (Fig. 2 sweep): colours by λ value; a method's own colour comes from the registry
+LAM_COLORS = {0.1: "#e377c2", 999.0: "#7f7f7f"}
+LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1))]
+# figures stay open until the report is written (build_report closes them): no "too many figures" warning
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.dpi": 100, "svg.fonttype": "none",
+                     "figure.max_open_warning": 0})
 
 
 @dataclass
@@ -43,9 +45,11 @@ class FigureSet:
 
 
 def _color(rec):
-    if rec.get("method") == "milenas" and (rec.get("variant") or {}).get("lam") is not None:
-        return LAM_COLORS.get(float(rec["variant"]["lam"]), "#bcbd22")
-    return COLORS.get(rec.get("method"), "#333333")
+    """The registry's colour of the record's method; λ variants get a colour per λ value."""
+    lam_ = R.lam(rec) if (rec.get("variant") or {}).get("lam") is not None else None
+    if lam_ is not None and lam_ != 1.0:
+        return LAM_COLORS.get(lam_, "#bcbd22")
+    return R.method_color(rec.get("method"))
 
 
 def _mean_band(runs_xy: List[Tuple[List[int], List[float]]]):
@@ -63,7 +67,7 @@ def _mean_band(runs_xy: List[Tuple[List[int], List[float]]]):
 
 def _line_plot(ax, groups, extractor, ylabel):
     drawn = []
-    for key, rs in groups:
+    for i, (key, rs) in enumerate(groups):
         ok = [r for r in rs if R.is_ok(r)] or [r for r in rs if R.epochs(r)]
         data = [extractor(r) for r in ok]
         data = [d for d in data if d[0]]
@@ -71,7 +75,7 @@ def _line_plot(ax, groups, extractor, ylabel):
             continue
         xs, m, s, n = _mean_band(data)
         c = _color(rs[0])
-        ls = {"darts-2nd": "--", "darts-1st": "-.", "single-level": ":"}.get(rs[0].get("method"), "-")
+        ls = LINESTYLES[i % len(LINESTYLES)]
         ax.plot(xs, m, color=c, lw=1.6, ls=ls, label=f"{R.group_label(rs[0])} (n={len(data)})")
         ax.fill_between(xs, m - s, m + s, color=c, alpha=0.18, lw=0)
         drawn.append((R.group_label(rs[0]), len(data)))
@@ -88,13 +92,14 @@ def _prov_caption(recs) -> str:
 
 
 def _select(records, space, methods, lam_values=None, kind="search"):
-    """Groups for the given methods (default variants), plus MiLeNAS λ variants when lam_values given."""
+    """Groups for the given methods (default variants); with ``lam_values``, also the groups of those methods
+    whose λ (``R.lam``) is one of them (the Fig. 2 λ sweep)."""
     out = []
     for key, rs in R.group(records, kind, space).items():
         m = key[1]
         if m not in methods:
             continue
-        if m == "milenas" and lam_values is not None:
+        if lam_values is not None and R.lam(rs[0]) is not None:
             lam_ = R.lam(rs[0])
             if lam_ is None or not any(abs(lam_ - l) < 1e-9 for l in lam_values):
                 continue
@@ -108,7 +113,8 @@ def _select(records, space, methods, lam_values=None, kind="search"):
 def fig2_gap(records, space) -> Tuple[Optional[FigureSpec], str]:
     gs = _select(records, space, ["single-level", "milenas", "darts-1st", "darts-2nd"], lam_values=[0.1, 1.0, 999.0])
     if not gs:
-        return None, f"Fig. 2 ({space}): not produced: no runs of single-level, MiLeNAS or DARTS"
+        return None, (f"Fig. 2 ({space}): not produced: no runs of "
+                      + ", ".join(R.method_label(m) for m in ("single-level", "milenas", "darts-1st", "darts-2nd")))
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = _line_plot(ax, gs, R.gap_series, "train acc − val acc (pp)")
     ax.set_title(f"Fig. 2 analogue ({R.SPACE_NAMES[space]}): train–val accuracy gap")
@@ -122,12 +128,14 @@ def fig2_gap(records, space) -> Tuple[Optional[FigureSpec], str]:
 def fig3a_val(records, space):
     gs = _select(records, space, ["milenas", "darts-2nd", "darts-1st", "darts2-then-milenas"], lam_values=[1.0])
     if not gs:
-        return None, f"Fig. 3a ({space}): not produced: no runs of MiLeNAS / DARTS / DARTS 2nd → MiLeNAS"
+        return None, (f"Fig. 3a ({space}): not produced: no runs of "
+                      + " / ".join(R.method_label(m) for m in ("milenas", "darts-2nd", "darts2-then-milenas")))
     fig, ax = plt.subplots(figsize=(7, 4))
     _line_plot(ax, gs, lambda r: R.series(r, "val_acc"), "search-val accuracy (%)")
     ax.set_title(f"Fig. 3a analogue ({R.SPACE_NAMES[space]}): search-val accuracy")
     recs = [r for _, rs in gs for r in rs]
-    missing = [] if any(k[1] == "darts2-then-milenas" for k, _ in gs) else ["DARTS 2nd → MiLeNAS: no runs"]
+    missing = ([] if any(k[1] == "darts2-then-milenas" for k, _ in gs)
+               else [f"{R.method_label('darts2-then-milenas')}: no runs"])
     fig.tight_layout()
     return FigureSpec(f"fig3a_val_{space}", ax.get_title(),
                       "Supernet accuracy on the search-val data per epoch; " + _prov_caption(recs)
@@ -166,15 +174,25 @@ def fig3b_time(records, space):
 
 
 def fig5_gumbel(records, space):
-    gs = _select(records, space, ["gdas", "milenas-gumbel"])
+    """MiLeNAS-Gumbel vs GDAS as run in the MiLeNAS repo (gdas-milenas-repo); plain gdas only as a stand-in
+    that is not like-for-like (it samples once per network and steps w→α)."""
+    like = _select(records, space, ["milenas-gumbel", "gdas-milenas-repo"])
+    have = {k[1] for k, _ in like}
+    stand_in = "gdas-milenas-repo" not in have and bool(_select(records, space, ["gdas"]))
+    gs = _select(records, space, ["gdas", "milenas-gumbel"]) if stand_in else like
     if not gs:
-        return None, f"Fig. 5 ({space}): not produced: no runs of GDAS or MiLeNAS-Gumbel"
+        return None, (f"Fig. 5 ({space}): not produced: no runs of {R.method_label('gdas-milenas-repo')}, "
+                      f"{R.method_label('gdas')} or {R.method_label('milenas-gumbel')}")
     fig, ax = plt.subplots(figsize=(7, 4))
     _line_plot(ax, gs, lambda r: R.series(r, "val_acc"), "search-val accuracy (%)")
-    ax.set_title(f"Fig. 5 analogue ({R.SPACE_NAMES[space]}): GDAS vs MiLeNAS-Gumbel")
+    comp = "gdas" if stand_in else "gdas-milenas-repo"
+    ax.set_title(f"Fig. 5 analogue ({R.SPACE_NAMES[space]}): {R.method_label(comp)} vs {R.method_label('milenas-gumbel')}")
     recs = [r for _, rs in gs for r in rs]
     have = {k[1] for k, _ in gs}
-    miss = [R.METHOD_NAMES[m] + ": no runs" for m in ("gdas", "milenas-gumbel") if m not in have]
+    miss = [R.method_label(m) + ": no runs" for m in (comp, "milenas-gumbel") if m not in have]
+    if stand_in:
+        miss.insert(0, f"{R.method_label('gdas-milenas-repo')} (gdas-milenas-repo): no runs; plain gdas shown instead, "
+                       "not like-for-like: gdas samples once per network and steps w→α")
     fig.tight_layout()
     return FigureSpec(f"fig5_gumbel_{space}", ax.get_title(),
                       "Search-val accuracy of the Gumbel-sampled supernet; published (DARTS space, CIFAR-10 original, "
@@ -406,12 +424,9 @@ def cell_diagrams(records, space):
                       f"omitted; scale {R.scale_of([it[4] for it in items])}", fig), ""
 
 
-def all_figures(records) -> FigureSet:
+def _figures_of(records) -> FigureSet:
     fs = FigureSet()
     spaces = [s for s in ("nb201", "darts") if any(r.get("space") == s for r in records)]
-    if not spaces:
-        fs.not_produced.append("all figures: not produced: no run records")
-        return fs
     for sp in spaces:
         fs.add(*fig2_gap(records, sp))
         fs.add(*fig3a_val(records, sp))
@@ -425,3 +440,28 @@ def all_figures(records) -> FigureSet:
         fs.add(*alpha_heatmaps(records, sp))
         fs.add(*cell_diagrams(records, sp))
     return fs
+
+
+def all_figures(records) -> FigureSet:
+    """Every figure, from one scale's records at a time: with several scales each figure is drawn per scale
+    (key suffix ``_<scale>``), never pooling scales."""
+    by = R.by_scale(records)
+    if not by:
+        fs = FigureSet()
+        fs.not_produced.append("all figures: not produced: no run records")
+        return fs
+    if len(by) == 1:
+        return _figures_of(records)
+    out = FigureSet()
+    for scale, recs in by.items():
+        fs = _figures_of(recs)
+        for spec in fs.figures:
+            spec.key = f"{spec.key}_{scale}"
+            spec.title = f"{spec.title} — {scale} scale"
+            if spec.fig is not None and spec.fig._suptitle is not None:
+                spec.fig._suptitle.set_text(spec.fig._suptitle.get_text() + f" — {scale} scale")
+            elif spec.fig is not None and spec.fig.axes and spec.fig.axes[0].get_title():
+                spec.fig.axes[0].set_title(spec.fig.axes[0].get_title() + f" — {scale} scale")
+            out.figures.append(spec)
+        out.not_produced += [f"[{scale} scale] {x}" for x in fs.not_produced]
+    return out

@@ -12,21 +12,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from harness.records import load_runs
+from harness.registry import find_method, list_methods
 
-SCALE_ORDER = ["smoke", "cpu", "gpu-quick", "paper"]
-METHOD_ORDER = ["milenas", "darts-1st", "darts-2nd", "gdas", "single-level", "milenas-gumbel",
-                "darts2-then-milenas"]
-METHOD_NAMES = {
-    "milenas": "MiLeNAS", "darts-1st": "DARTS (1st order)", "darts-2nd": "DARTS (2nd order)",
-    "gdas": "GDAS", "single-level": "Single-level", "milenas-gumbel": "MiLeNAS-Gumbel",
-    "darts2-then-milenas": "DARTS 2nd → MiLeNAS",
-}
-# methods a complete run store is expected to hold, per space (others are shown when present)
-EXPECTED = {
-    "nb201": ["milenas", "darts-1st", "darts-2nd", "gdas", "single-level"],
-    "darts": ["milenas", "darts-1st", "darts-2nd", "gdas", "single-level", "milenas-gumbel",
-              "darts2-then-milenas"],
-}
+# weakest first; "custom" (a user's own profile) is treated as a reduced scale below cpu
+SCALE_ORDER = ["smoke", "custom", "cpu", "gpu-quick", "paper"]
+GREY = "#7f7f7f"          # colour of a method the registry does not know (old records)
 SPACE_NAMES = {"nb201": "NAS-Bench-201", "darts": "DARTS space"}
 BENCH_COLS = [
     ("cifar10_test_200ep", "CIFAR-10"),
@@ -45,35 +35,65 @@ def variant_key(variant: Optional[Dict[str, Any]]) -> str:
 
 
 def lam(rec: Dict[str, Any]) -> Optional[float]:
-    """MiLeNAS λ of a record (default 1 for milenas with an empty variant)."""
-    v = rec.get("variant") or {}
-    if "lam" in v:
-        return float(v["lam"])
-    if rec.get("method") in ("milenas", "milenas-gumbel"):
-        return 1.0
-    return None
+    """λ of a record: ``config.method_cfg.lam`` when the resolved config has it, else the variant's."""
+    mc = (rec.get("config") or {}).get("method_cfg")
+    v = mc.get("lam") if isinstance(mc, dict) else None
+    if v is None:
+        v = (rec.get("variant") or {}).get("lam")
+    return _num(v)
 
 
 def is_default_variant(rec: Dict[str, Any]) -> bool:
     return not (rec.get("variant") or {})
 
 
-def method_rank(method: str) -> int:
-    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+# ------------------------------------------------------------------ method metadata (asked of the registry)
+def method_label(method: Optional[str]) -> str:
+    """The registered class's label; the raw name for a method the registry does not know."""
+    cls = find_method(method)
+    return (getattr(cls, "label", "") or str(method)) if cls is not None else str(method)
+
+
+def method_color(method: Optional[str]) -> str:
+    cls = find_method(method)
+    return getattr(cls, "color", GREY) if cls is not None else GREY
+
+
+def method_rank(method: Optional[str]) -> int:
+    cls = find_method(method)
+    return int(getattr(cls, "display_rank", 100)) if cls is not None else 10_000
+
+
+def expected_methods(space: str) -> List[str]:
+    """Methods a complete run store holds for ``space``: the core methods on NB201; core methods and the
+    paper's variants on the DARTS space (in display order)."""
+    if space == "nb201":
+        return list_methods(order="display", role="core")
+    if space == "darts":
+        keep = set(list_methods(role="core")) | set(list_methods(role="variant"))
+        return [m for m in list_methods(order="display") if m in keep]
+    return []
 
 
 def group_label(rec: Dict[str, Any]) -> str:
-    return rec.get("label") or METHOD_NAMES.get(rec.get("method"), str(rec.get("method")))
+    """Display label of a record's group: the registry's label (with the variant), else the record's own."""
+    cls = find_method(rec.get("method"))
+    if cls is not None and hasattr(cls, "display_label"):
+        return cls.display_label(rec.get("variant") or {})
+    return rec.get("label") or str(rec.get("method"))
 
 
-def group(records: Iterable[Dict[str, Any]], kind: str = "search", space: Optional[str] = None
-          ) -> "OrderedDict[Tuple[str, str, str], List[Dict[str, Any]]]":
-    """(space, method, variant_key) -> records sorted by seed, groups in method order."""
+def group(records: Iterable[Dict[str, Any]], kind: str = "search", space: Optional[str] = None,
+          scale: Optional[str] = None) -> "OrderedDict[Tuple[str, str, str], List[Dict[str, Any]]]":
+    """(space, method, variant_key) -> records sorted by seed, groups in display order; ``scale`` keeps
+    only the records of that scale (groups never pool scales when the caller loops over them)."""
     g: Dict[Tuple[str, str, str], List[Dict[str, Any]]] = {}
     for r in records:
         if r.get("kind", "search") != kind:
             continue
         if space is not None and r.get("space") != space:
+            continue
+        if scale is not None and scale_label(r) != scale:
             continue
         g.setdefault((r.get("space"), r.get("method"), variant_key(r.get("variant"))), []).append(r)
     keys = sorted(g, key=lambda k: (k[0] or "", method_rank(k[1]), k[1] or "", k[2] != "{}", k[2]))
@@ -94,9 +114,20 @@ def failure_text(rec: Dict[str, Any]) -> str:
     return f"failed: {reason}" + (f" (epoch {ep})" if ep is not None else "")
 
 
+def scale_label(rec: Dict[str, Any]) -> str:
+    """A record's scale ("smoke" when not recorded)."""
+    return str(rec.get("scale") or "smoke")
+
+
+def by_scale(records: Iterable[Dict[str, Any]]) -> "OrderedDict[str, List[Dict[str, Any]]]":
+    """scale -> its records, weakest scale first: verdicts and statistics are computed per scale."""
+    recs = list(records)
+    return OrderedDict((s, [r for r in recs if scale_label(r) == s]) for s in scales_present(recs))
+
+
 def scale_of(records: Iterable[Dict[str, Any]]) -> str:
     """The lowest scale among the records ('none' when empty): a mix is only as strong as its weakest run."""
-    scales = [r.get("scale") or "smoke" for r in records]
+    scales = [scale_label(r) for r in records]
     if not scales:
         return "none"
     known = [s for s in scales if s in SCALE_ORDER]
@@ -106,8 +137,8 @@ def scale_of(records: Iterable[Dict[str, Any]]) -> str:
 
 
 def scales_present(records) -> List[str]:
-    return sorted({r.get("scale") or "smoke" for r in records},
-                  key=lambda s: SCALE_ORDER.index(s) if s in SCALE_ORDER else -1)
+    return sorted({scale_label(r) for r in records},
+                  key=lambda s: (SCALE_ORDER.index(s) if s in SCALE_ORDER else -1, s))
 
 
 def bench_value(arch_info: Optional[Dict[str, Any]], col: str) -> Optional[float]:

@@ -226,6 +226,22 @@ def ratio_of_means_ci(num, den, level: float = 0.95, n_boot: int = BOOT_N, seed:
     return ratio, float(lo), float(hi), None
 
 
+def welch_diff_ci(x, y, level: float = 0.95):
+    """mean(x) − mean(y) with its Welch t interval. (diff, low, high, reason)."""
+    a, b = clean(x), clean(y)
+    if a.size == 0 or b.size == 0:
+        return NAN, NAN, NAN, "an empty group"
+    d = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return d, NAN, NAN, f"n={a.size} vs n={b.size}: point difference only, no interval"
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    if va + vb == 0:
+        return d, d, d, "zero variance: interval has zero width"
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    h = float(_st.t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb))
+    return d, d - h, d + h, None
+
+
 def compare(x, y, alternative: str = "two-sided") -> Dict:
     """Welch + Mann–Whitney + effect sizes of x vs y, as a flat dict (p-values unadjusted)."""
     with warnings.catch_warnings():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from . import published as P
 from . import runs as R
@@ -17,7 +17,7 @@ def scale_banner(records) -> str:
     if sc == ["smoke"]:
         return "SMOKE SCALE — not a reproduction"
     if len(sc) > 1:
-        return (f"MIXED SCALES ({', '.join(sc)}) — every verdict uses the lowest scale among its runs"
+        return (f"MIXED SCALES ({', '.join(sc)}) — verdicts per scale, side by side, never pooled"
                 + ("; smoke runs are not a reproduction" if "smoke" in sc else ""))
     if sc == ["paper"]:
         return "PAPER SCALE — full protocol"
@@ -32,16 +32,18 @@ def scope(records, runs_dir) -> Dict[str, Any]:
             continue
         groups = []
         for kind in ("search", "evaluation"):
-            for key, g in R.group(rs, kind, sp).items():
-                groups.append({"kind": kind, "label": R.group_label(g[0]), "method": key[1],
-                               "variant": g[0].get("variant") or {},
-                               "seeds": [r.get("seed") for r in g],
-                               "ok": sum(R.is_ok(r) for r in g), "failed": sum(r.get("status") == "failed" for r in g),
-                               "running": sum(r.get("status") == "running" for r in g)})
-        missing = [R.METHOD_NAMES.get(m, m) for m in R.EXPECTED.get(sp, [])
+            for scale in R.scales_present(rs):
+                for key, g in R.group(rs, kind, sp, scale=scale).items():
+                    groups.append({"kind": kind, "label": R.group_label(g[0]), "method": key[1], "scale": scale,
+                                   "variant": g[0].get("variant") or {},
+                                   "seeds": [r.get("seed") for r in g],
+                                   "ok": sum(R.is_ok(r) for r in g),
+                                   "failed": sum(r.get("status") == "failed" for r in g),
+                                   "running": sum(r.get("status") == "running" for r in g)})
+        missing = [R.method_label(m) for m in R.expected_methods(sp)
                    if not any(r.get("method") == m and r.get("kind", "search") == "search" for r in rs)]
         spaces[sp] = {"name": R.SPACE_NAMES[sp], "groups": groups, "missing_methods": missing,
-                      "dataset": R.dataset_label(rs), "scale": R.scale_of(rs)}
+                      "dataset": R.dataset_label(rs), "scale": R.scale_of(rs), "scales": R.scales_present(rs)}
     other = sorted({str(r.get("space")) for r in records} - {"nb201", "darts"})
     return {"runs_dir": str(runs_dir), "n_records": len(records),
             "n_ok": sum(R.is_ok(r) for r in records),
@@ -51,23 +53,31 @@ def scope(records, runs_dir) -> Dict[str, Any]:
             "spaces": spaces, "other_spaces": other, "devices": R.devices(records)}
 
 
-def scope_lines(sc: Dict[str, Any]) -> List[str]:
-    lines = [f"Run folder: {sc['runs_dir']} — {sc['n_records']} records ({sc['n_ok']} ok, {sc['n_failed']} failed, "
-             f"{sc['n_running']} unfinished); scales present: {', '.join(sc['scales']) or 'none'}; "
-             f"devices: {', '.join(sc['devices']) or 'none recorded'}."]
+def scope_items(sc: Dict[str, Any]) -> List[Tuple[int, str]]:
+    """The scope as (level, text) items, without bullet characters: each renderer draws its own bullets."""
+    items = [(0, f"Run folder: {sc['runs_dir']} — {sc['n_records']} records ({sc['n_ok']} ok, {sc['n_failed']} failed, "
+                 f"{sc['n_running']} unfinished); scales present: {', '.join(sc['scales']) or 'none'}; "
+                 f"devices: {', '.join(sc['devices']) or 'none recorded'}.")]
     if not sc["n_records"]:
-        lines.append("No run records were found: every table below shows only published numbers and 'missing'.")
+        items.append((0, "No run records were found: every table below shows only published numbers and 'missing'."))
+    multi = len(sc["scales"]) > 1
     for sp, d in sc["spaces"].items():
-        lines.append(f"{d['name']} (data: {d['dataset']}; scale {d['scale']}):")
+        items.append((0, f"{d['name']} (data: {d['dataset']}; scale {', '.join(d.get('scales') or [d['scale']])}):"))
         for g in d["groups"]:
             st = f"{g['ok']} ok" + (f", {g['failed']} failed" if g["failed"] else "") + \
                  (f", {g['running']} unfinished" if g["running"] else "")
-            lines.append(f"  • {g['label']} [{g['kind']}] seeds {', '.join(map(str, g['seeds']))} ({st})")
+            at = f" at {g['scale']} scale" if multi else ""
+            items.append((1, f"{g['label']} [{g['kind']}]{at}: seeds {', '.join(map(str, g['seeds']))} ({st})"))
         if d["missing_methods"]:
-            lines.append("  • missing (no runs): " + ", ".join(d["missing_methods"]))
+            items.append((1, "missing (no runs): " + ", ".join(d["missing_methods"])))
     if sc["other_spaces"]:
-        lines.append("Records of other spaces (not reported): " + ", ".join(sc["other_spaces"]))
-    return lines
+        items.append((0, "Records of other spaces (not reported): " + ", ".join(sc["other_spaces"])))
+    return items
+
+
+def scope_lines(sc: Dict[str, Any]) -> List[str]:
+    """Plain-text scope lines (level-1 items indented by two spaces, no bullet characters)."""
+    return [("  " * lvl) + text for lvl, text in scope_items(sc)]
 
 
 def deviations(records) -> Dict[str, Any]:

@@ -11,6 +11,7 @@ import csv
 import html
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -19,6 +20,16 @@ from . import runs as R
 from .stats import clean, fmt, mean_pm_std, summarize
 
 OURS = "this harness"
+
+
+def row_failed(row) -> bool:
+    """A row about a failed run (a cell holds a failure text "failed: <reason>")."""
+    return any(re.search(r"(^|\s)failed: ", str(c)) for c in row)
+
+
+def row_missing(row) -> bool:
+    """A row about a missing group (a cell starts with "missing" or reads "0 runs")."""
+    return any(str(c).startswith("missing") or str(c) == "0 runs" for c in row)
 
 
 @dataclass
@@ -50,30 +61,36 @@ class Table:
 
     def to_html(self) -> str:
         e = html.escape
-        parts = [f'<table class="tbl" id="tbl-{e(self.key)}">',
-                 f"<caption><b>{e(self.title)}</b><br><span class='cap'>{e(self.caption)}</span></caption>",
+        # the caption sits outside the scroll box: on a phone it wraps to the screen, the table scrolls
+        parts = [f"<p class='tcap' id='cap-{e(self.key)}'><b>{e(self.title)}</b><br>"
+                 f"<span class='cap'>{e(self.caption)}</span></p>",
+                 f'<div class="tblwrap"><table class="tbl" id="tbl-{e(self.key)}">',
                  "<thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in self.columns) + "</tr></thead><tbody>"]
+        # long-text columns keep a wider minimum on narrow screens (the table scrolls instead of growing tall)
+        long_cols = {j for j in range(len(self.columns))
+                     if self.rows and sum(len(str(r[j])) for r in self.rows) / len(self.rows) > 60}
         for i, r in enumerate(self.rows):
             cls = []
             if i in self.published_rows:
                 cls.append("pub")
-            joined = " ".join(r)
-            if "failed" in joined:
+            if row_failed(r):
                 cls.append("failed")
-            if "missing" in joined:
+            if row_missing(r):
                 cls.append("missing")
             tds = []
             for j, c in enumerate(r):
                 c = str(c)
-                vc = ""
-                if self.columns[j] == "Verdict":
-                    vc = " class='v-rep'" if c.startswith("reproduced") else (
-                        " class='v-not'" if c.startswith("not reproduced") else " class='v-inc'")
-                tds.append(f"<td{vc}>{e(c)}</td>")
+                vc = []
+                if self.columns[j] == "Verdict" or (self.key == "verdicts_by_scale" and j >= 2 and c != "–"):
+                    vc.append("v-rep" if c.startswith("reproduced") else (
+                        "v-not" if c.startswith("not reproduced") else "v-inc"))
+                if j in long_cols:
+                    vc.append("long")
+                tds.append(f"<td class='{' '.join(vc)}'>{e(c)}</td>" if vc else f"<td>{e(c)}</td>")
             parts.append(f"<tr class='{' '.join(cls)}'>" + "".join(tds) + "</tr>")
         if not self.rows:
             parts.append(f"<tr><td colspan='{len(self.columns)}'>(no rows)</td></tr>")
-        parts.append("</tbody></table>")
+        parts.append("</tbody></table></div>")
         if self.notes:
             parts.append("<ul class='notes'>" + "".join(f"<li>{e(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)
@@ -130,7 +147,8 @@ class Table:
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
           "±": r"$\pm$", "λ": r"$\lambda$", "→": r"$\rightarrow$", "×": r"$\times$", "−": "-",
-          "≈": r"$\approx$", "≥": r"$\geq$", "≤": r"$\leq$", "σ": r"$\sigma$", "α": r"$\alpha$"}
+          "≈": r"$\approx$", "≥": r"$\geq$", "≤": r"$\leq$", "σ": r"$\sigma$", "α": r"$\alpha$",
+          "Δ": r"$\Delta$", "…": r"\ldots{}"}
 
 
 def latex_escape(s: Any) -> str:
@@ -165,28 +183,34 @@ def _pm_pub(v, digits=2) -> str:
 
 def _expected_missing(records, space, kind="search") -> List[str]:
     present = {r.get("method") for r in records if r.get("space") == space and r.get("kind", "search") == kind}
-    return [m for m in R.EXPECTED.get(space, []) if m not in present]
+    return [m for m in R.expected_methods(space) if m not in present]
+
+
+def _scale_groups(records, kind, space):
+    """(scale, key, records) of each method group, scale by scale (weakest first): groups never pool scales."""
+    for scale in R.scales_present(records):
+        for key, rs in R.group(records, kind, space, scale=scale).items():
+            yield scale, key, rs
 
 
 # ------------------------------------------------------------------------------------ (a) NB201
 def nb201_table(records, pub) -> Table:
     recs = [r for r in records if r.get("space") == "nb201" and r.get("kind", "search") == "search"]
-    groups = R.group(recs, "search", "nb201")
-    all_seeds = R.seeds(recs)
+    all_seeds = {sc: R.seeds(rs) for sc, rs in R.by_scale(recs).items()}     # seeds of the same scale
     cols = ["Method", "Source", "Runs"] + [f"{name} test acc %" for _, name in R.BENCH_COLS] + \
            ["Search s", "Scale", "Status / notes"]
     t = Table("nb201", "NAS-Bench-201: benchmark test accuracy of the final derived cell", cols)
-    for (space, method, vk), rs in groups.items():
+    for scale, (space, method, vk), rs in _scale_groups(recs, "search", "nb201"):
         ok = [r for r in rs if R.is_ok(r)]
         row = [R.group_label(rs[0]), OURS, _n_cell(rs)]
         for col, _ in R.BENCH_COLS:
             row.append(mean_pm_std([R.final_bench(r, col) for r in ok]))
         row.append(mean_pm_std([R.final_value(r, "search_seconds") for r in ok], 1))
         row.append(R.scale_of(rs))
-        row.append(_group_status(rs, all_seeds))
+        row.append(_group_status(rs, all_seeds[scale]))
         t.rows.append(row)
     for m in _expected_missing(records, "nb201"):
-        t.rows.append([R.METHOD_NAMES.get(m, m), OURS, "0 runs"] + ["missing"] * 4 + ["–", "missing (no runs)"])
+        t.rows.append([R.method_label(m), OURS, "0 runs"] + ["missing"] * 4 + ["–", "missing (no runs)"])
     sets = P.nb201_sets(pub)
     cit = P.citation(pub, "nb201")
     for set_name, s in sets.items():
@@ -240,8 +264,8 @@ def table1_table(records, pub) -> Table:
     searches = [r for r in records if r.get("space") == "darts" and r.get("kind", "search") == "search"]
     cols = ["Method", "Source", "Test error %", "Best error %", "Params M", "Search cost", "n", "Protocol"]
     t = Table("table1", "DARTS space, CIFAR-10: MiLeNAS Table-1 analogue", cols)
-    all_seeds = R.seeds(evals)
-    for (space, method, vk), rs in R.group(evals, "evaluation", "darts").items():
+    all_seeds = {sc: R.seeds(rs) for sc, rs in R.by_scale(evals).items()}
+    for scale, (space, method, vk), rs in _scale_groups(evals, "evaluation", "darts"):
         ok = [r for r in rs if R.is_ok(r)]
         errs = [R.final_value(r, "test_error") for r in ok]
         for i, r in enumerate(ok):
@@ -249,18 +273,19 @@ def table1_table(records, pub) -> Table:
                 errs[i] = 100.0 - R.final_value(r, "test_acc")
         params = [r.get("params_M") for r in ok]
         ce = clean(errs)
-        same_search = [s for s in searches if s.get("method") == method and R.variant_key(s.get("variant")) == vk]
+        same_search = [s for s in searches if s.get("method") == method and R.variant_key(s.get("variant")) == vk
+                       and R.scale_label(s) == scale]
         ep = sorted({R.n_epochs(r) for r in ok})
-        status = _group_status(rs, all_seeds)
+        status = _group_status(rs, all_seeds[scale])
         t.rows.append([R.group_label(rs[0]), OURS, mean_pm_std(errs),
                        fmt(ce.min()) + f" (min of n={ce.size})" if ce.size else "missing",
                        mean_pm_std(params, 3), _search_cost_text(same_search), f"{len(ok)}/{len(rs)} ok",
                        f"eval {','.join(map(str, ep)) or '?'} epochs, scale {R.scale_of(rs)}, {R.dataset_label(rs)}"
                        + ("" if status == "all ok" else f"; {status}")])
     present = {r.get("method") for r in evals}
-    for m in ("milenas", "darts-1st", "darts-2nd", "gdas"):
+    for m in R.expected_methods("nb201"):          # the core methods (Table 1 compares those)
         if m not in present:
-            t.rows.append([R.METHOD_NAMES[m], OURS, "missing", "missing", "missing",
+            t.rows.append([R.method_label(m), OURS, "missing", "missing", "missing",
                            _search_cost_text([s for s in searches if s.get("method") == m and R.is_default_variant(s)]),
                            "0", "missing (no evaluation runs)"])
     for row in P.table1_reference_rows(pub):
@@ -292,21 +317,27 @@ def cost_table(records, pub=None) -> Table:
     cols = ["Space", "Method", "Runs", "Device", "s / iteration", "Iterations", "Search s (total)", "GPU-hours",
             "Scale"]
     t = Table("search_cost", "Search cost per method (search phase only; no evaluation or benchmark look-up)", cols)
-    for (space, method, vk), rs in R.group(records, "search").items():
-        ok = [r for r in rs if R.is_ok(r)]
-        devs = R.devices(ok)
-        secs = [R.final_value(r, "search_seconds") for r in ok]
-        gpu = "n/a (not a GPU)"
-        if devs and all(R.is_gpu_device(d) for d in devs):
-            gpu = mean_pm_std([s / 3600 if s is not None else None for s in secs], 3)
-        t.rows.append([R.SPACE_NAMES.get(space, space), R.group_label(rs[0]), _n_cell(rs),
-                       ", ".join(devs) or "not recorded",
-                       mean_pm_std([R.final_value(r, "seconds_per_iteration") for r in ok], 4),
-                       mean_pm_std([R.final_value(r, "iterations") for r in ok], 0),
-                       mean_pm_std(secs, 1), gpu, R.scale_of(rs)])
+    spaces = sorted({str(r.get("space")) for r in records}, key=lambda x: ({"nb201": 0, "darts": 1}.get(x, 2), x))
+    for sp in spaces:
+        for scale, (space, method, vk), rs in _scale_groups(records, "search", sp):
+            _cost_row(t, space, rs)
     t.caption = ("final.seconds_per_iteration and final.search_seconds (sum of epoch_seconds), mean ± std over ok "
-                 "seeds (n shown); times from different devices are not comparable.")
+                 "seeds (n shown), one row per method and scale; times from different devices are not comparable.")
     return t
+
+
+def _cost_row(t: Table, space: str, rs) -> None:
+    ok = [r for r in rs if R.is_ok(r)]
+    devs = R.devices(ok)
+    secs = [R.final_value(r, "search_seconds") for r in ok]
+    gpu = "n/a (not a GPU)"
+    if devs and all(R.is_gpu_device(d) for d in devs):
+        gpu = mean_pm_std([s / 3600 if s is not None else None for s in secs], 3)
+    t.rows.append([R.SPACE_NAMES.get(space, space), R.group_label(rs[0]), _n_cell(rs),
+                   ", ".join(devs) or "not recorded",
+                   mean_pm_std([R.final_value(r, "seconds_per_iteration") for r in ok], 4),
+                   mean_pm_std([R.final_value(r, "iterations") for r in ok], 0),
+                   mean_pm_std(secs, 1), gpu, R.scale_of(rs)])
 
 
 # ------------------------------------------------------------------------------------ (d) per seed

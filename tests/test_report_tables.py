@@ -85,7 +85,7 @@ def test_table1_and_missing_methods(recs, pub):
     assert _row(t, "GDAS")[2] == "missing"
     assert any("2.51 ± 0.11" == r[2] and "MiLeNAS" in r[1] for r in t.rows)
     sc = SM.scope(recs, "x")
-    assert "DARTS 2nd → MiLeNAS" in sc["spaces"]["darts"]["missing_methods"]
+    assert R.method_label("darts2-then-milenas") in sc["spaces"]["darts"]["missing_methods"]
 
 
 def test_cost_and_per_seed(recs, pub):
@@ -112,7 +112,7 @@ def test_verdicts_smoke_never_reproduced(recs, pub):
     assert vs and all(not v.verdict.startswith("reproduced") for v in vs)
     assert all(v.verdict == V.SMOKE_CAP or v.verdict.startswith("not tested") for v in vs)
     f5 = next(v for v in vs if v.claim == "Fig. 5" and v.space == "nb201")
-    assert f5.verdict == "not tested (no runs of MiLeNAS-Gumbel)"
+    assert f5.verdict == f"not tested (no runs of {R.method_label('milenas-gumbel')})"
     f2 = next(v for v in vs if v.claim == "Fig. 2" and v.space == "nb201")
     assert f2.raw == V.REPRODUCED and f2.n == "3/3/5"       # the rule itself passes; only the scale gate caps it
 
@@ -131,11 +131,122 @@ def test_verdict_scale_gate(pub, scale, expect):
         assert t1.verdict.startswith("inconclusive") and "absolute numbers" in t1.verdict
 
 
-def test_mixed_scale_uses_lowest(pub):
-    recs = fixture_records("paper")
-    recs[0]["scale"] = "smoke"                              # one smoke run among paper runs
+def _two_scales():
+    """The fixture at smoke and at cpu scale in one run folder (cpu run ids suffixed)."""
+    smoke, cpu = fixture_records("smoke"), fixture_records("cpu")
+    for r in cpu:
+        r["run_id"] += "__cpu"
+    return smoke, cpu
+
+
+def test_scales_never_pooled(pub):
+    smoke, cpu = _two_scales()
+    for r in cpu:        # at cpu scale MiLeNAS is slower than DARTS 2nd order on the DARTS space: Fig. 3b fails
+        if r["space"] == "darts" and r["method"] == "milenas" and r["kind"] == "search" and r["final"]:
+            r["final"]["seconds_per_iteration"] *= 10
+    vs = V.verdicts(smoke + cpu, pub)
+    by = {(v.claim, v.space, v.scale): v for v in vs}
+    assert {v.scale for v in vs} == {"smoke", "cpu"}
+    for claim in ("Fig. 2", "Fig. 3a", "Fig. 3b", "Fig. 5"):
+        for sp in ("nb201", "darts"):
+            assert (claim, sp, "smoke") in by and (claim, sp, "cpu") in by       # side by side, one per scale
+    # the smoke cap stays on the smoke verdict; the cpu verdict is decided from the cpu runs alone
+    assert by[("Fig. 2", "darts", "smoke")].verdict == V.SMOKE_CAP
+    assert by[("Fig. 2", "darts", "cpu")].verdict == "reproduced at reduced scale (cpu)"
+    assert by[("Fig. 3b", "darts", "smoke")].verdict == V.SMOKE_CAP
+    assert by[("Fig. 3b", "darts", "cpu")].verdict == "not reproduced at reduced scale (cpu)"
+    # n counts one scale's seeds only (3/3/5 per scale, never 6/6/10)
+    assert by[("Fig. 2", "nb201", "smoke")].n == by[("Fig. 2", "nb201", "cpu")].n == "3/3/5"
+    assert by[("Table 1", "darts", "cpu")].verdict.startswith("inconclusive (cpu scale")
+    # the statistics are per scale as well
+    comps = C.comparisons(smoke + cpu)
+    assert {c["scale"] for c in comps} == {"smoke", "cpu"}
+    gap = [c for c in comps if c["space"] == "nb201" and c["metric"] == "gap"]
+    assert len(gap) == 12 and all(c["n1"] == 3 for c in gap)
+    # tables: one row per method and scale
+    cost = T.cost_table(smoke + cpu)
+    mil = [r for r in cost.rows if r[0] == "NAS-Bench-201" and r[1] == R.method_label("milenas")]
+    assert sorted(r[-1] for r in mil) == ["cpu", "smoke"] and all(r[2] == "3/3 ok" for r in mil)
+    # the side-by-side table has one column per scale, weakest first
+    st = V.scale_table(vs)
+    assert st.columns == ["Claim", "Space", "smoke", "cpu"]
+    row = next(r for r in st.rows if r[0].startswith("Fig. 3b") and r[1] == "DARTS space")
+    assert row[2].startswith(V.SMOKE_CAP) and row[3].startswith("not reproduced at reduced scale (cpu)")
+    js = V.by_scale_dict(vs)
+    assert set(js["Fig. 3b | darts"]) == {"smoke", "cpu"}
+
+
+def test_scale_banner_mixed():
+    smoke, cpu = _two_scales()
+    b = SM.scale_banner(smoke + cpu)
+    assert b.startswith("MIXED SCALES (smoke, cpu)") and "never pooled" in b
+
+
+def test_fig5_compares_the_milenas_repo_gdas(recs, pub):
+    v = next(v for v in V.verdicts(recs, pub) if v.claim == "Fig. 5" and v.space == "darts")
+    assert R.method_label("gdas-milenas-repo") in v.numbers and V.NOT_LIKE_FOR_LIKE not in v.numbers
+    assert v.raw in (V.REPRODUCED, V.NOT_REPRODUCED) or v.raw.startswith("inconclusive (difference")
+    assert v.n_needed is not None
+
+
+def test_fig5_plain_gdas_is_not_like_for_like(pub):
+    recs = [r for r in fixture_records("paper") if r["method"] != "gdas-milenas-repo"]
+    v = next(v for v in V.verdicts(recs, pub) if v.claim == "Fig. 5" and v.space == "darts")
+    assert V.NOT_LIKE_FOR_LIKE in v.numbers and V.NOT_LIKE_FOR_LIKE in v.verdict
+    assert v.verdict.startswith("inconclusive")            # paper scale, yet never decided by plain gdas
+    assert v.n_needed is None and "gdas-milenas-repo" in v.n_needed_reason
+    from reports import figures as F
+    spec, _ = F.fig5_gumbel(recs, "darts")
+    try:
+        assert "not like-for-like" in spec.caption and R.method_label("gdas") in spec.title
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(spec.fig)
+
+
+def test_every_verdict_carries_n_needed(recs, pub):
+    for v in V.verdicts(recs, pub) + V.verdicts([], pub):
+        d = v.as_dict()
+        assert "n_needed" in d and "n_needed_reason" in d
+        assert (d["n_needed"] is None) == bool(d["n_needed_reason"])
+        assert d["power_text"]
+
+
+def _set_best_val(recs, values):
+    for r, v in zip(recs, values):
+        for e in r["epochs"]:
+            e["val_acc"] = v
+
+
+def test_n_needed_and_cost_from_the_records(pub):
+    from reports import power as PW
+    recs = fixture_records("cpu")
+    mil = [r for r in recs if r["space"] == "darts" and r["method"] == "milenas" and r["kind"] == "search"]
+    d2 = [r for r in recs if r["space"] == "darts" and r["method"] == "darts-2nd" and r["kind"] == "search"]
+    _set_best_val(mil, [70.0, 60.0])
+    _set_best_val(d2, [62.0, 58.0])
+    v = next(v for v in V.verdicts(recs, pub) if v.claim == "Fig. 3a" and v.space == "darts")
+    want = PW.mean_claim([70.0, 60.0], [62.0, 58.0])
+    assert v.n_needed == want.n_needed and v.n_needed > 2
+    assert v.n_needed == PW.n_two_group(5.0, 50 ** 0.5, 8 ** 0.5, 0.05, 0.8, 1)[0]
+    hours = sum((v.n_needed - 2) * sum(r["final"]["search_seconds"] for r in g) / len(g) for g in (mil, d2)) / 3600
+    assert v.cost_hours == pytest.approx(hours) and v.cost_unit == "CPU-hours"
+    assert v.power_text.startswith(f"≈ {v.n_needed} seeds per method would decide this; ≈ ")
+    assert "CPU-hours at this scale" in v.power_text
+    assert "Δ" not in v.effect and "+5.00 pp" in v.effect and "95 % CI" in v.effect
+    for r in mil + d2:
+        r["provenance"]["device"] = "cuda:0 (NVIDIA H100 80GB HBM3)"
+    v = next(v for v in V.verdicts(recs, pub) if v.claim == "Fig. 3a" and v.space == "darts")
+    assert v.cost_unit == "GPU-hours" and "GPU-hours at this scale" in v.power_text
+
+
+def test_n_needed_null_with_reason_for_one_seed(pub):
+    recs = [r for r in fixture_records("cpu") if not (r["space"] == "darts" and r.get("seed") == 1)]
     vs = {(v.claim, v.space): v for v in V.verdicts(recs, pub)}
-    assert vs[("Fig. 2", "nb201")].verdict == V.SMOKE_CAP
+    v = vs[("Fig. 3a", "darts")]
+    assert v.n_needed is None and "at least 2 seeds" in v.n_needed_reason
+    assert v.power_text.startswith("n_needed not estimated")
+    assert vs[("Table 1", "darts")].n_needed is None and "not a test" in vs[("Table 1", "darts")].n_needed_reason
 
 
 def test_verdict_not_reproduced_when_reversed(pub):
