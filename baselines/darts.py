@@ -4,6 +4,9 @@ First order: g_α = ∇α L_val(w, α).
 Second order (unrolled): g_α = ∇α L_val(w', α) − ξ·(∇α L_tr(w⁺, α) − ∇α L_tr(w⁻, α)) / 2R with the
 virtual step w' = w − ξ(μ·b + ∇w L_tr(w, α) + λ_w·w) (momentum buffer b and weight decay, no
 clipping, no Nesterov), ξ = current weight lr, w± = w ± R·∇w' L_val(w', α), R = 0.01/‖∇w' L_val‖₂.
+The whole second-order α step (virtual step, unrolled pass, finite differences) runs in FP32 whatever
+``speed.autocast`` says (``amp=False``): the perturbation R·v is far below bfloat16's resolution.  The
+unrolled model is the same module called with w' (``functional_call``), never a copy of the supernet.
 """
 from __future__ import annotations
 
@@ -45,8 +48,8 @@ class DartsSecondOrder(SearchMethod):
                "fd_radius": Option("finite-difference radius r in R = r/‖v‖ (quark0: 0.01)", float, minimum=0,
                                    exclusive=True)}
 
-    def __init__(self, supernet, cfg, epochs, steps_per_epoch):
-        super().__init__(supernet, cfg, epochs, steps_per_epoch)
+    def __init__(self, supernet, cfg, epochs, steps_per_epoch, speed=None):
+        super().__init__(supernet, cfg, epochs, steps_per_epoch, speed=speed)
         weight_ids = {id(p) for p in self.weights}
         alpha_ids = {id(a) for a in self.alphas}
         named = dict(supernet.named_parameters())
@@ -62,7 +65,7 @@ class DartsSecondOrder(SearchMethod):
 
     def virtual_step(self, x_tr: torch.Tensor, y_tr: torch.Tensor, xi: float) -> List[torch.Tensor]:
         """w' = w − ξ(μ·b + ∇w L_tr + λ_w·w): the next SGD-momentum update without clipping."""
-        loss_tr, _ = self.loss(x_tr, y_tr)
+        loss_tr, _ = self.loss(x_tr, y_tr, amp=False)
         g = torch.autograd.grad(loss_tr, self.weights)
         mu, wd = float(self.cfg["momentum"]), float(self.cfg["w_wd"])
         unrolled = []
@@ -84,8 +87,9 @@ class DartsSecondOrder(SearchMethod):
         tensors = {n: t for n, t in zip(self._weight_names, w_prime)}
         tensors.update({n: a for n, a in zip(self._alpha_names, self.alphas)})
         tensors.update({n: b.clone() for n, b in self.net.named_buffers()})
-        logits = functional_call(self.net, tensors, (x_val,))
-        loss_val = F.cross_entropy(logits, y_val)
+        with self.autocast(False):  # FP32 whatever speed.autocast: the unrolled pass feeds the finite differences
+            logits = functional_call(self.net, tensors, (x_val,))
+            loss_val = F.cross_entropy(logits, y_val)
         grads = torch.autograd.grad(loss_val, self.alphas + w_prime)
         d_alpha, v = grads[:len(self.alphas)], grads[len(self.alphas):]
         hessian = self.hessian_vector_product(v, x_tr, y_tr)
@@ -99,11 +103,11 @@ class DartsSecondOrder(SearchMethod):
         with torch.no_grad():
             for p, w, t in zip(self.weights, original, v):
                 p.copy_(w + R * t)
-        g_pos, _, _ = self.alpha_grad(x_tr, y_tr)
+        g_pos, _, _ = self.alpha_grad(x_tr, y_tr, amp=False)
         with torch.no_grad():
             for p, w, t in zip(self.weights, original, v):
                 p.copy_(w - R * t)
-        g_neg, _, _ = self.alpha_grad(x_tr, y_tr)
+        g_neg, _, _ = self.alpha_grad(x_tr, y_tr, amp=False)
         with torch.no_grad():  # restore w exactly (quark0 adds R·v back, which can drift by rounding)
             for p, w in zip(self.weights, original):
                 p.copy_(w)

@@ -6,6 +6,9 @@ The reference code weights the *train* term instead, g = ∇α L_val + λ_t ∇�
 (``lambda_form: code``); both equal the paper for λ = 1.  Each term is its own forward/backward
 w.r.t. α only; then one Adam step; then the w step on the same train batch with the updated α.
 
+``fused: true`` (a deviation; ``--variant fused=true``): 2 passes per iteration instead of 3 (see
+``MixedLevelStep.fused_step``).
+
 Registered variants: ``milenas-gumbel`` (GDAS sampling + mixed-level α step, spec §3.6) and
 ``darts2-then-milenas`` (DARTS 2nd order for the first 70 % of epochs — 35 of 50 in the paper's
 Fig. 3a — then MiLeNAS; train_milenas_later_phase_of_bilevel.py).
@@ -29,20 +32,72 @@ MIXED_LEVEL_OPTIONS = {
 }
 
 
-class MixedLevelStep:
-    """Mixin: the MiLeNAS α step."""
+FUSED_OPTION = {
+    "fused": Option("true: the train batch's one forward/backward gives both ∇w L_tr (weight step) and ∇α L_tr "
+                    "(the α step's train term): one pass per iteration fewer (MiLeNAS 2 instead of 3, single-level "
+                    "1 instead of 2); the weight step then sees α before this iteration's α step.  false: the "
+                    "reference's passes",
+                    bool, default=False,
+                    deviation="fused step: the α-gradient's train term comes from the weight step's forward/backward "
+                              "(one pass fewer per iteration); the weight step uses α before this iteration's α step "
+                              "(the reference: after it)"),
+}
 
-    def mixed_level_alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
+
+class MixedLevelStep:
+    """Mixin: the MiLeNAS α step, and the fused two-pass iteration (``fused: true``)."""
+
+    def step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
+        if self.cfg.get("fused", False):  # type: ignore[attr-defined]
+            return self.fused_step(train_batch, val_batch)
+        return super().step(train_batch, val_batch)  # type: ignore[misc]
+
+    def mixed_gradient(self, g_tr: List[torch.Tensor], g_val: List[torch.Tensor]) -> List[torch.Tensor]:
         lam = float(self.cfg.get("lam", 1.0))  # type: ignore[attr-defined]
         form = self.cfg.get("lambda_form", "paper")  # type: ignore[attr-defined]
         if form not in LAMBDA_FORMS:
             raise ValueError(f"lambda_form must be one of {LAMBDA_FORMS}, not {form!r}")
+        if form == "paper":
+            return [gt + lam * gv for gt, gv in zip(g_tr, g_val)]
+        return [gv + lam * gt for gt, gv in zip(g_tr, g_val)]
+
+    def fused_step(self, train_batch: Batch, val_batch: Batch, use_val: bool = True) -> Dict[str, torch.Tensor]:
+        """One iteration in two passes (``fused: true``), at the current (w, α) throughout:
+
+        1. train batch: one forward, one ``backward()`` → ∇w L_tr(w, α) in w.grad and g_tr = ∇α L_tr(w, α);
+        2. val batch (``use_val``): one forward, ∇α L_val(w, α) w.r.t. α only (weights not yet stepped);
+        3. α step: Adam on g_tr + λ·g_val (``lambda_form`` as the reference), exactly the reference's α update;
+        4. w step: clip per config, SGD, with the gradient of step 1, i.e. taken at α *before* this
+           iteration's α step — the reference's w step runs a third pass at the α *after* it.  For the
+           ``weights+alphas`` clip norm α.grad holds the α step's gradient plus ∇α L_tr, as after the
+           reference's w-step backward (there at the updated α, here at the old one).
+        """
+        (x_tr, y_tr), (x_val, y_val) = train_batch, val_batch
+        self.w_opt.zero_grad(set_to_none=self.cfg.get("zero_grad", "zero") == "none")  # type: ignore[attr-defined]
+        for a in self.alphas:  # type: ignore[attr-defined]
+            a.grad = None
+        loss_tr, logits_tr = self.loss(x_tr, y_tr)  # type: ignore[attr-defined]
+        loss_tr.backward()
+        g_tr = [a.grad.detach().clone() for a in self.alphas]  # type: ignore[attr-defined]
+        stats = self.batch_stats("train", loss_tr, logits_tr, y_tr)  # type: ignore[attr-defined]
+        if use_val:
+            g_val, loss_val, logits_val = self.alpha_grad(x_val, y_val)  # type: ignore[attr-defined]
+            grads = self.mixed_gradient(g_tr, g_val)
+            stats.update(self.batch_stats("val", loss_val, logits_val, y_val))  # type: ignore[attr-defined]
+        else:
+            grads = g_tr
+        self.apply_alpha_grad(grads)  # type: ignore[attr-defined]  (resets α.grad only; w.grad kept)
+        with torch.no_grad():
+            for a, gt in zip(self.alphas, g_tr):  # type: ignore[attr-defined]
+                a.grad.add_(gt)
+        self.clip_gradients()  # type: ignore[attr-defined]
+        self.w_opt.step()  # type: ignore[attr-defined]
+        return stats
+
+    def mixed_level_alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         g_tr, _, _ = self.alpha_grad(*train_batch)  # type: ignore[attr-defined]
         g_val, loss_val, logits_val = self.alpha_grad(*val_batch)  # type: ignore[attr-defined]
-        if form == "paper":
-            grads: List[torch.Tensor] = [gt + lam * gv for gt, gv in zip(g_tr, g_val)]
-        else:
-            grads = [gv + lam * gt for gt, gv in zip(g_tr, g_val)]
+        grads: List[torch.Tensor] = self.mixed_gradient(g_tr, g_val)
         self.apply_alpha_grad(grads)  # type: ignore[attr-defined]
         return self.batch_stats("val", loss_val, logits_val, val_batch[1])  # type: ignore[attr-defined]
 
@@ -55,7 +110,7 @@ class MiLeNAS(MixedLevelStep, SearchMethod):
     reference = "chaoyanghe/MiLeNAS search_algorithm/architect.py step_milenas"
     speed_compared_with = "darts-2nd"   # paper Fig. 3b: "3× faster than DARTS 2nd order"
     nb201_reference = False
-    options = {**BASE_OPTIONS, **MIXED_LEVEL_OPTIONS}
+    options = {**BASE_OPTIONS, **MIXED_LEVEL_OPTIONS, **FUSED_OPTION}
 
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         return self.mixed_level_alpha_step(train_batch, val_batch)

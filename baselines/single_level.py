@@ -2,7 +2,9 @@
 
 α and w are both trained on the search-train split: α step with ∇α L_tr on the train batch
 (Adam), then the w step on the same batch.  The val half is only used for reporting.
-It is MiLeNAS with λ = 0.
+It is MiLeNAS with λ = 0.  ``fused: true`` (a deviation, ``--variant fused=true``): α and w steps both from one
+forward/backward of the train batch (``MixedLevelStep.fused_step`` without its val pass): one pass per
+iteration instead of two.
 """
 from __future__ import annotations
 
@@ -10,17 +12,22 @@ from typing import Dict
 
 import torch
 
-from harness.methods import Batch, SearchMethod
+from baselines.milenas import FUSED_OPTION, MixedLevelStep
+from harness.methods import BASE_OPTIONS, Batch, SearchMethod
 from harness.registry import register_method
 
 
 @register_method("single-level")
-class SingleLevel(SearchMethod):
+class SingleLevel(MixedLevelStep, SearchMethod):
     label = "Single-level"
     color = "#9467bd"
     display_rank = 50
     reference = "chaoyanghe/MiLeNAS search_algorithm/train_single_level.py"
     nb201_reference = False
+    options = {**BASE_OPTIONS, **FUSED_OPTION}
+
+    def fused_step(self, train_batch: Batch, val_batch: Batch, use_val: bool = False) -> Dict[str, torch.Tensor]:
+        return super().fused_step(train_batch, val_batch, use_val=False)
 
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         grads, _, _ = self.alpha_grad(*train_batch)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3  # reproduce/search/evaluate: runs of the matrix are still running elsewhere (or were lost)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -22,6 +23,60 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a resolved config value, e.g. --set optim.w_lr=0.05 --set method_cfg.lam=0.1")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision if missing (online only)")
+
+
+def _add_compile(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the supernet forward (= --set speed.compile=true; softmax-mode methods): the "
+                        "warm-up is recorded as compile_seconds apart from search_seconds and cached by inductor "
+                        "across runs of the same shapes ($TORCHINDUCTOR_CACHE_DIR, default /tmp/torchinductor_$USER)")
+
+
+def _overrides(args) -> dict:
+    """``--set KEY=VALUE`` overrides, plus ``speed.compile`` from ``--compile``."""
+    from harness import config as C
+
+    out = C.parse_overrides(args.overrides)
+    if getattr(args, "compile", False):
+        out["speed.compile"] = True
+    return out
+
+
+def _add_executor(p: argparse.ArgumentParser) -> None:
+    """Where runs execute (harness.executors); ray/slurm need `pip install -e .[cluster]`."""
+    g = p.add_argument_group("executor (local | ray | slurm; README 'Running on many GPUs, Ray, Slurm')")
+    g.add_argument("--executor", default="local",
+                   help="local (this machine: in-process or a process pool), ray (a Ray task per run), "
+                        "slurm (a Slurm job array through submitit)")
+    g.add_argument("--threads", default=None,
+                   help="torch threads per run; ray/slurm: also its CPUs (default 1); local: default all cores "
+                        "in-process, cores/workers in the pool")
+    g.add_argument("--ray-address", default=None,
+                   help="ray: join this cluster (e.g. auto, or ray://HOST:10001); default: start a local one")
+    g.add_argument("--ray-max-retries", default=None, help="ray: retries of a run whose worker died (default 3)")
+    g.add_argument("--gpus-per-task", default=None,
+                   help="ray/slurm: GPUs per run (default 1 when CUDA is used; 0 with --device cpu)")
+    g.add_argument("--slurm-partition", default=None)
+    g.add_argument("--slurm-time", default=None,
+                   help="slurm: time limit per task, minutes or [D-]HH:MM[:SS] (default: the profile's "
+                        "resources.slurm.time, else 4:00:00); a task that hits it is requeued and resumes")
+    g.add_argument("--slurm-cpus-per-task", default=None, help="slurm: CPUs per task (default --threads)")
+    g.add_argument("--slurm-mem-gb", default=None, help="slurm: memory per task in GB")
+    g.add_argument("--slurm-array-parallelism", default=None, help="slurm: tasks running at once (default all)")
+    g.add_argument("--slurm-account", default=None)
+    g.add_argument("--slurm-qos", default=None)
+    g.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="slurm: any other sbatch option, e.g. --slurm-param constraint=a100")
+    g.add_argument("--slurm-setup", action="append", default=[], metavar="CMD",
+                   help="slurm: shell line run before each task, e.g. 'module load cuda'")
+    g.add_argument("--slurm-max-requeue", default=None, help="slurm: requeues per task on timeout/preemption (default 20)")
+    g.add_argument("--slurm-folder", type=Path, default=None, help="slurm: job files and logs (default OUT/slurm)")
+    g.add_argument("--slurm-cluster", default="slurm",
+                   help="slurm: 'slurm' (sbatch), or 'local': the same pickled jobs as subprocesses here (submitit)")
+    g.add_argument("--no-wait", action="store_true", help="slurm: submit and return (then: python -m harness report OUT)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="slurm: print the job array plan (tasks, resources, commands) and submit nothing")
+    g.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method variant option, e.g. --variant lam=0.1 (recorded in the run id and label)")
     p.add_argument("--out", required=True, type=Path)
     _add_common(p)
+    _add_compile(p)
 
     p = sub.add_parser("reproduce", help="every method x seed of a profile, then the report")
     p.add_argument("--profile", default="smoke")
@@ -48,9 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel worker processes on CPU, 1 thread each (auto = number of cores; 1 = in-process, "
                         "all threads); default $HARNESS_WORKERS or auto")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
-    p.add_argument("--executor", default="local", help="where runs execute: local (in-process or a process pool)")
     p.add_argument("--no-report", action="store_true")
     _add_common(p)
+    _add_compile(p)
+    _add_executor(p)
+
+    p = sub.add_parser("plan", help="the run matrix of a profile with each run's estimated cost per device kind")
+    p.add_argument("--profile", default="paper")
+    p.add_argument("--spaces", nargs="*", default=None, help="only these spaces")
+    p.add_argument("--methods", nargs="*", default=None, help="only these methods")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a resolved config value, as for reproduce")
+    p.add_argument("--from-runs", action="append", default=[], metavar="DIR",
+                   help="run folders whose records give measured seconds per iteration (default: runs/*/ with records)")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="ignore the shipped table data/calibration/seconds_per_iteration.json")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="build the report from existing runs")
     p.add_argument("runs", type=Path)
@@ -86,12 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path)
     _add_common(p)
+    _add_executor(p)
 
     p = sub.add_parser("regress", help="check runs against a regression baseline (accuracy envelopes, relative cost)")
     p.add_argument("runs", type=Path)
     p.add_argument("--baseline", required=True, type=Path)
     p.add_argument("--update", action="store_true",
                    help="record RUNS as the new baseline (on purpose) instead of checking")
+
+    from harness.hypergrad.cli import add_parser as _hg  # issue 12: hypergradient error along a search
+    _hg(sub)
 
     sub.add_parser("list", help="registered methods, spaces and profiles")
     return ap
@@ -120,13 +193,14 @@ def _workers(value: str, device: str) -> int:
 def cmd_search(args) -> int:
     from harness import config as C
     from harness.lifecycle import check_output_dir, pick_device
+    from harness.runlock import RUNNING_ELSEWHERE
     from harness.runner import ProgressPrinter, SearchRun, plan
 
     profile = C.load_profile(args.profile)
     part = C.find_part(profile, args.space)
     variant = C.parse_overrides(args.variant)
     entry = {"method": args.method, "variant": variant}
-    cfg = C.resolve(args.space, entry, args.seed, profile, part, C.parse_overrides(args.overrides))
+    cfg = C.resolve(args.space, entry, args.seed, profile, part, _overrides(args))
     _prepare_data(args)
     check_output_dir(args.out)
     if not plan([cfg], args.out):
@@ -134,6 +208,9 @@ def cmd_search(args) -> int:
               file=sys.stderr)
         return 0
     rec = SearchRun(cfg, args.out, _data_root(args), pick_device(args.device), ProgressPrinter(1)).run()
+    if rec["status"] == RUNNING_ELSEWHERE:
+        print(f"run {rec['run_id']} is running elsewhere ({rec['holder']}): not run here", file=sys.stderr)
+        return EXIT_INCOMPLETE
     _print_summary(rec)
     return 0 if rec["status"] == "ok" else 1
 
@@ -179,25 +256,127 @@ def cmd_reproduce(args) -> int:
     for name in args.spaces or []:
         get_space(name)
     configs = C.expand_profile(profile, spaces=args.spaces, methods=args.methods,
-                               overrides=C.parse_overrides(args.overrides))
+                               overrides=_overrides(args))
     if not configs:
         from harness.errors import ConfigError
 
         raise ConfigError("no runs selected (check --spaces / --methods against the profile)")
     workers = _workers(args.workers, args.device)
+    options = _executor_options(args, profile)  # unknown executor, missing package, bad flag: one error line
     _prepare_data(args)  # bad data fails before anything is created in the output folder
     check_output_dir(args.out)
-    _write_matrix_manifest(args, profile, configs)
+    if not args.dry_run:
+        _write_matrix_manifest(args, profile, configs)
+    where = f"{workers} worker(s)" if args.executor == "local" else f"executor {args.executor}"
     print(f"profile {profile['name']} (scale {profile['scale']}): {len(configs)} runs -> {args.out} "
-          f"({workers} worker(s))", file=sys.stderr)
+          f"({where})", file=sys.stderr)
     results = run_matrix(configs, args.out, _data_root(args), args.device, workers, args.retry_failed,
-                         executor=args.executor)
-    failed = [r for r in results if r["status"] != "ok"]
-    if not args.no_report:
+                         executor=args.executor, executor_options=options)
+    if args.dry_run:
+        return 0
+    return _finish_matrix(args, configs, results)
+
+
+def _finish_matrix(args, configs, results) -> int:
+    """Report what happened; build the report only when every run of the matrix is finished."""
+    from harness.runlock import RUNNING_ELSEWHERE
+    from harness.runner import plan
+
+    failed = [r for r in results if r["status"] == "failed"]
+    lost = [r for r in results if r["status"] not in ("ok", "failed", RUNNING_ELSEWHERE, "submitted")]
+    elsewhere = [r for r in results if r["status"] == RUNNING_ELSEWHERE]
+    submitted = [r for r in results if r["status"] == "submitted"]
+    unfinished = plan(configs, args.out)  # what the run store says is left (failed runs count as finished)
+    if not unfinished and not args.no_report:
         _build_report(args.out, args.out / "report")
     if failed:
         print(f"{len(failed)} run(s) failed: " + ", ".join(r["run_id"] for r in failed), file=sys.stderr)
+    for r in lost:
+        print(f"{r['run_id']}: ended without a result ({(r.get('failure') or {}).get('reason')}); "
+              "run the same command again to resume it", file=sys.stderr)
+    if elsewhere:
+        print(f"{len(elsewhere)} run(s) running elsewhere (another executor holds their lock), not run here: "
+              + ", ".join(r["run_id"] for r in elsewhere), file=sys.stderr)
+    if submitted:
+        print(f"{len(submitted)} run(s) submitted; when the job array is done: python -m harness report {args.out}",
+              file=sys.stderr)
+        return 0
+    if unfinished:
+        print(f"matrix not finished: {len(unfinished)} run(s) left in {args.out}"
+              + ("" if args.no_report else "; report not built") + ". Run the same command again when the runs "
+              "elsewhere are done (finished runs are kept, unfinished ones resume).", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
+
+
+def _executor_options(args, profile=None) -> dict:
+    """The chosen executor's options from the command line; ConfigError (one line) on a bad value or
+    a flag of another executor."""
+    from harness.errors import ConfigError
+    from harness.executors import get_executor
+    from harness.executors.common import parse_slurm_time, positive_int
+
+    name = args.executor
+    get_executor(name)
+    ray_flags = {"ray_address": "--ray-address", "ray_max_retries": "--ray-max-retries"}
+    slurm_flags = {"slurm_partition": "--slurm-partition", "slurm_time": "--slurm-time",
+                   "slurm_cpus_per_task": "--slurm-cpus-per-task", "slurm_mem_gb": "--slurm-mem-gb",
+                   "slurm_array_parallelism": "--slurm-array-parallelism", "slurm_account": "--slurm-account",
+                   "slurm_qos": "--slurm-qos", "slurm_param": "--slurm-param", "slurm_setup": "--slurm-setup",
+                   "slurm_max_requeue": "--slurm-max-requeue", "slurm_folder": "--slurm-folder",
+                   "no_wait": "--no-wait", "dry_run": "--dry-run", "json": "--json"}
+    shared = {"threads": "--threads", "gpus_per_task": "--gpus-per-task"}
+    allowed = {"local": {"threads": "--threads"}, "ray": {**ray_flags, **shared},
+               "slurm": {**slurm_flags, **shared}}[name]
+    for attr, flag in {**ray_flags, **slurm_flags, **shared}.items():
+        if attr not in allowed and getattr(args, attr, None) not in (None, False, []):
+            raise ConfigError(f"{flag} does not apply to --executor {name}")
+    if args.slurm_cluster != "slurm" and name != "slurm":
+        raise ConfigError(f"--slurm-cluster does not apply to --executor {name}")
+    if args.json and not args.dry_run:
+        raise ConfigError("--json goes with --dry-run")
+    threads = positive_int(args.threads, "--threads")
+    gpus = positive_int(args.gpus_per_task, "--gpus-per-task", allow_zero=True)
+    if name == "local":
+        return {"threads": threads} if threads else {}
+    if name == "ray":
+        retries = positive_int(args.ray_max_retries, "--ray-max-retries", allow_zero=True)
+        if args.ray_address:
+            from harness.executors.ray_executor import probe_address
+
+            probe_address(args.ray_address)  # a wrong address: one error line before anything is written
+        return {"address": args.ray_address, "threads": threads, "gpus_per_task": gpus,
+                "max_retries": 3 if retries is None else retries}
+    params = {}
+    for item in args.slurm_param:
+        if "=" not in item:
+            raise ConfigError(f"--slurm-param expects KEY=VALUE, not {item!r}")
+        key, value = item.split("=", 1)
+        params[key.strip().lstrip("-").replace("-", "_")] = value
+    mem = None
+    if args.slurm_mem_gb is not None:
+        try:
+            mem = float(args.slurm_mem_gb)
+        except ValueError:
+            raise ConfigError(f"--slurm-mem-gb must be a number, not {args.slurm_mem_gb!r}") from None
+        if mem <= 0:
+            raise ConfigError(f"--slurm-mem-gb must be positive, not {mem:g}")
+    requeue = positive_int(args.slurm_max_requeue, "--slurm-max-requeue", allow_zero=True)
+    if args.slurm_cluster not in ("slurm", "local"):
+        raise ConfigError(f"--slurm-cluster must be slurm or local, not {args.slurm_cluster!r}")
+    resources = ((profile or {}).get("resources") or {}).get("slurm") or {}
+    if not isinstance(resources, dict):
+        raise ConfigError("profile resources.slurm must be a mapping (time, gpus_per_task, cpus_per_task, mem_gb, "
+                          "partition)")
+    return {"cluster": args.slurm_cluster, "threads": threads, "partition": args.slurm_partition,
+            "time_min": parse_slurm_time(args.slurm_time) if args.slurm_time is not None else None,
+            "gpus_per_task": gpus, "cpus_per_task": positive_int(args.slurm_cpus_per_task, "--slurm-cpus-per-task"),
+            "mem_gb": mem, "array_parallelism": positive_int(args.slurm_array_parallelism,
+                                                             "--slurm-array-parallelism"),
+            "account": args.slurm_account, "qos": args.slurm_qos, "params": params or None,
+            "setup": list(args.slurm_setup) or None, "max_requeue": 20 if requeue is None else requeue,
+            "folder": args.slurm_folder, "dry_run": bool(args.dry_run), "as_json": bool(args.json),
+            "wait": not args.no_wait, "profile_resources": resources}
 
 
 def _write_matrix_manifest(args, profile, configs) -> None:
@@ -261,9 +440,61 @@ def cmd_list(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from harness.evaluate import run_evaluate
+    from harness.runlock import RUNNING_ELSEWHERE
 
+    options = _executor_options(args)
+    if args.executor != "local":
+        return _evaluate_on_executor(args, options)
     rec = run_evaluate(args)
+    if rec.get("status") == RUNNING_ELSEWHERE:
+        print(f"run {rec['run_id']} is running elsewhere ({rec['holder']}): not run here", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0 if rec.get("status") == "ok" else 1
+
+
+def _evaluate_on_executor(args, options) -> int:
+    """``evaluate --executor ray|slurm``: the one evaluation run as a Ray task / a Slurm job (an array of one)."""
+    from harness import records
+    from harness.data import load_cifar10
+    from harness.evaluate import build_eval_config
+    from harness.executors import get_executor
+    from harness.executors.runs import EvalProgressPrinter, make_eval_run
+    from harness.lifecycle import check_output_dir, read_finished_record
+    from harness.runlock import RUNNING_ELSEWHERE
+
+    cfg = build_eval_config(args)
+    for split in ("train", "test"):
+        load_cifar10(split, _data_root(args), download=args.download)
+    check_output_dir(args.out)
+    if cfg["selection"]:
+        print(f"selected {cfg['selection']['selected_run']}: {cfg['selection']['reason']}", file=sys.stderr)
+    path = args.out / "records" / f"{cfg['run_id']}.json"
+    done = read_finished_record(path, records.config_hash(cfg))
+    if done is not None and done.get("status") in ("ok", "failed") and not args.dry_run:
+        print(f"run already finished (status {done['status']}): {path}; delete it to run again", file=sys.stderr)
+        return 0 if done["status"] == "ok" else 1
+    results = get_executor(args.executor)([cfg], make_eval_run, args.out, _data_root(args), args.device,
+                                          EvalProgressPrinter(), workers=1, **options)
+    if args.dry_run:
+        return 0
+    res = results[0] if results else {"status": "error", "failure": {"reason": "no result"}}
+    if res["status"] == "ok":
+        rec = records.read_record(path)
+        f = rec["final"]
+        print(f"{rec['run_id']}: test acc {f['test_acc']:.2f} % (error {f['test_error']:.2f} %), "
+              f"{rec['params_M']:.3f} M params, {f['train_seconds']:.1f} s -> {path}", file=sys.stderr)
+        return 0
+    if res["status"] == "submitted":
+        return 0
+    if res["status"] == RUNNING_ELSEWHERE:
+        return EXIT_INCOMPLETE
+    return 1
+
+
+def cmd_plan(args) -> int:
+    from harness.plan import run_plan
+
+    return run_plan(args)
 
 
 def cmd_regress(args) -> int:
@@ -273,7 +504,16 @@ def cmd_regress(args) -> int:
 
 
 COMMANDS = {"search": cmd_search, "evaluate": cmd_evaluate, "regress": cmd_regress, "reproduce": cmd_reproduce, "report": cmd_report, "nb201": cmd_nb201,
-            "darts": cmd_darts, "list": cmd_list}
+            "darts": cmd_darts, "list": cmd_list, "plan": cmd_plan}
+
+
+def cmd_hypergrad(args) -> int:
+    from harness.hypergrad.cli import main as hypergrad_main
+
+    return hypergrad_main(args)
+
+
+COMMANDS["hypergrad"] = cmd_hypergrad
 
 
 def main(argv: Optional[List[str]] = None) -> int:

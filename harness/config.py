@@ -17,7 +17,10 @@ Resolved config layout::
      optim: {w_lr, w_lr_min, momentum, nesterov, w_wd, a_lr, a_betas, a_wd, grad_clip, grad_clip_target},
      method_cfg: {...method options...},
      epochs, max_steps_per_epoch, early_stop, eval_batch_size, selection, precision: {allow_tf32},
-     protocol_source, deviations: [str]}
+     speed: {memory_format, autocast, compile}, protocol_source, deviations: [str]}
+
+``speed`` (``harness.methods.SPEED_DEFAULTS``): how a step runs (memory layout, bf16 autocast, torch.compile);
+a profile may set it (``speed:`` at the top level) and ``--set speed.KEY=VALUE`` / ``--compile`` override it.
 
 ``selection`` (``last`` | ``best_val_reference`` | ``best_val_batchstats``, see ``harness.runner``) and
 ``precision`` (``harness.precision``) default per protocol row; a protocol row's ``reference_optim``
@@ -34,7 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import yaml
 
 from harness.errors import ConfigError
-from harness.methods import CLIP_TARGETS
+from harness.methods import CLIP_TARGETS, SPEED_DEFAULTS, speed_deviations, validate_speed
 from harness.precision import DEFAULT_PRECISION, validate_precision
 from harness.registry import UnknownNameError, get_method, get_space
 from harness.selection import SELECTION_RULES
@@ -194,6 +197,7 @@ def validate(cfg: Dict[str, Any]) -> None:
     if not isinstance(cfg["precision"], dict):
         raise ConfigError(f"precision must be a mapping such as {{allow_tf32: false}}, not {cfg['precision']!r}")
     validate_precision(cfg["precision"])
+    validate_speed(cfg["speed"])
 
 
 def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int,
@@ -221,6 +225,7 @@ def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int
             out.append(f"optim.{key}={cfg['optim'].get(key)} (the {cfg['method']} reference code uses {ref}: "
                        f"{prow.get('reference_note', 'see the protocol file')})")
     out.extend(get_method(cfg["method"]).option_deviations(cfg["method_cfg"], prow.get("method") or {}))
+    out.extend(speed_deviations(cfg["speed"]))
     if cfg["precision"].get("allow_tf32"):
         out.append("TF32 allowed for cuDNN and matmul (the references ran in full FP32)")
     if cfg["selection"] != prow.get("selection", protocol.get("selection", "last")):
@@ -258,6 +263,7 @@ def resolve(space: str, entry: Union[str, Dict[str, Any]], seed: int, profile: D
         "eval_batch_size": 256,
         "selection": prow.get("selection", protocol.get("selection", "last")),
         "precision": _merge(DEFAULT_PRECISION, profile.get("precision")),
+        "speed": _merge(SPEED_DEFAULTS, profile.get("speed")),
         "protocol_source": protocol.get("source", space),
     }
     cfg["data"] = _merge(cfg["data"], part.get("data"))

@@ -11,6 +11,7 @@ Layout of an output folder::
 
     OUT/records/<run_id>.json       one record per run (harness.records schema), written atomically
     OUT/checkpoints/<run_id>.pt     state after the last finished epoch (deleted when the run ends)
+    OUT/locks/<run_id>.lock         who runs it now (``harness.runlock``; a run held elsewhere is skipped)
 
 A finished run (status ok or failed) is never recomputed; a record of the same run id with
 another config is an error; a running one resumes from its checkpoint.  On CPU a resumed run
@@ -32,6 +33,7 @@ from harness import records
 from harness.errors import ConfigError, HarnessError
 from harness.precision import apply_precision
 from harness.provenance import provenance
+from harness.runlock import LockLost, RunLock, elsewhere_summary
 
 ProgressFn = Callable[[Dict[str, Any]], None]
 FINISHED = ("ok", "failed")
@@ -248,9 +250,26 @@ class Run:
         return state
 
     def run(self) -> Dict[str, Any]:
+        """The lifecycle under the run's lock (``harness.runlock``): a run whose lock a live holder has
+        (another executor on the same run store) is not run here; it returns status ``running-elsewhere``."""
         done = self.existing()
         if done is not None and done.get("status") in FINISHED:
             return done
+        lock = RunLock(self.out_dir, self.run_id)
+        if not lock.acquire():
+            return elsewhere_summary(self.run_id, lock.holder)
+        self.lock = lock
+        try:
+            done = self.existing()  # finished by another executor between our first look and the lock
+            if done is not None and done.get("status") in FINISHED:
+                return done
+            return self._run_locked()
+        except LockLost as exc:
+            return elsewhere_summary(self.run_id, exc.holder)
+        finally:
+            lock.release()
+
+    def _run_locked(self) -> Dict[str, Any]:
         reset_peak_memory(self.device)
         precision = apply_precision(self.cfg.get("precision"), self.device)
         self.build()
@@ -265,6 +284,7 @@ class Run:
             for epoch in range(start, epochs):
                 self.before_epoch(epoch)
                 entry = self.run_epoch(epoch, record)
+                self.lock.beat()  # heartbeat; LockLost if another executor took this run over
                 record["epochs"].append(entry)
                 self.progress({"run_id": self.run_id, "label": self.cfg.get("label"), "space": self.cfg.get("space"),
                                "seed": self.cfg["seed"], "epoch": epoch, "epochs": epochs,
@@ -276,7 +296,7 @@ class Run:
                 if epoch + 1 < epochs:
                     self.save_checkpoint(record, epoch + 1)
                     records.write_record(self.record_path, record)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, LockLost):
             raise
         except Exception as exc:  # a failed run is recorded, and the matrix goes on
             return self._finish_failed(record, exc)
@@ -306,7 +326,10 @@ def check_finite(values: Dict[str, float], epoch: int, what: str = "training los
 
 def summary(record: Dict[str, Any]) -> Dict[str, Any]:
     """What an executor reports back about a run."""
-    return {"run_id": record["run_id"], "status": record["status"], "failure": record["failure"]}
+    out = {"run_id": record["run_id"], "status": record["status"], "failure": record["failure"]}
+    if record.get("holder"):
+        out["holder"] = record["holder"]  # status running-elsewhere: who runs it
+    return out
 
 
 def log(msg: str) -> None:

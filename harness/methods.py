@@ -17,10 +17,24 @@ protocol files in ``harness/protocols``):
     ``alphas``           chaoyanghe/MiLeNAS quirk: the clip hits α, the weight update is unclipped
     ``none``             NATS-Bench search-cell.py
 ``order``                                         ``alpha_first`` (quark0, MiLeNAS) | ``w_first`` (xautodl NB201 DARTS-V1, GDAS)
+
+Speed settings (config section ``speed``, ``SPEED_DEFAULTS``; how a step runs, recorded in every record):
+
+``memory_format``   ``channels_last`` (default: conv weights and inputs NHWC, the fast oneDNN/cuDNN layout;
+                    same values as NCHW up to float rounding) | ``contiguous`` (PyTorch's NCHW, bit-identical
+                    to the references' eager forward)
+``autocast``        ``none`` (default, FP32) | ``bf16``: bfloat16 autocast for the weight step and the α
+                    forward passes of first-order steps (a deviation); DARTS-2nd's virtual step, unrolled
+                    pass and finite differences always run in FP32 (``fp32`` passes below)
+``compile``         ``false`` (default) | ``true``: the softmax-mode supernet forward runs through
+                    ``torch.compile`` (inductor); its warm-up is timed apart (``compile_seconds``) and cached
+                    by inductor across runs of the same shapes (``TORCHINDUCTOR_CACHE_DIR``, default
+                    ``/tmp/torchinductor_$USER``)
 """
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
@@ -34,6 +48,35 @@ Batch = Tuple[torch.Tensor, torch.Tensor]
 
 CLIP_TARGETS = ("weights", "weights+alphas", "alphas", "none")
 ORDERS = ("alpha_first", "w_first")
+
+#: the config section ``speed`` (see the module doc) and its allowed values
+SPEED_DEFAULTS: Dict[str, Any] = {"memory_format": "channels_last", "autocast": "none", "compile": False}
+SPEED_CHOICES: Dict[str, Tuple[Any, ...]] = {"memory_format": ("channels_last", "contiguous"),
+                                             "autocast": ("none", "bf16"), "compile": (False, True)}
+MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+
+
+def validate_speed(speed: Any) -> None:
+    """Raise ``ConfigError`` (one line) on an unknown key or value of the ``speed`` section."""
+    if not isinstance(speed, dict):
+        raise ConfigError(f"speed must be a mapping such as {SPEED_DEFAULTS}, not {speed!r}")
+    for key, value in speed.items():
+        if key not in SPEED_CHOICES:
+            raise ConfigError(f"speed: unknown key {key!r}; known keys: {', '.join(SPEED_CHOICES)}")
+        if isinstance(value, bool) != isinstance(SPEED_CHOICES[key][0], bool) or value not in SPEED_CHOICES[key]:
+            raise ConfigError(f"speed.{key} must be one of {list(SPEED_CHOICES[key])}, not {value!r}")
+
+
+def speed_deviations(speed: Dict[str, Any]) -> List[str]:
+    """Deviation texts of speed settings that change what a step computes beyond float rounding."""
+    out = []
+    if speed.get("autocast") == "bf16":
+        out.append("speed.autocast=bf16: weight steps and first-order α forward passes in bfloat16 autocast "
+                   "(the references ran in FP32; DARTS-2nd's unrolled and finite-difference passes stay FP32)")
+    if speed.get("compile"):
+        out.append("speed.compile=true: supernet forward compiled by torch.compile (inductor); fused kernels "
+                   "round differently from eager FP32")
+    return out
 
 
 @dataclass(frozen=True)
@@ -142,8 +185,15 @@ class SearchMethod:
         inner = ", ".join(f"{symbols.get(k, k)}={v}" for k, v in sorted(variant.items()))
         return f"{base} ({inner})"
 
-    def __init__(self, supernet: nn.Module, cfg: Dict[str, Any], epochs: int, steps_per_epoch: int):
+    def __init__(self, supernet: nn.Module, cfg: Dict[str, Any], epochs: int, steps_per_epoch: int,
+                 speed: Optional[Dict[str, Any]] = None):
+        self.speed = {**SPEED_DEFAULTS, **(speed or {})}
+        validate_speed(self.speed)
+        if hasattr(supernet, "set_memory_format"):  # before the optimizers see the parameters
+            supernet.set_memory_format(MEMORY_FORMATS[self.speed["memory_format"]])
         self.net = supernet
+        self._forward = self.net  # the module the loss runs (a compiled wrapper with speed.compile)
+        self.compile_seconds: Optional[float] = None
         self.cfg = dict(cfg)
         self.epochs = int(epochs)
         self.steps_per_epoch = int(steps_per_epoch)
@@ -186,10 +236,53 @@ class SearchMethod:
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
+    # ---------------------------------------------------------------- speed: autocast, compile
+    def autocast(self, enabled: bool = True):
+        """Context of one pass: bf16 autocast when ``speed.autocast`` is ``bf16`` and ``enabled``; otherwise an
+        explicit FP32 region (autocast disabled, also inside an outer autocast)."""
+        use = bool(enabled) and self.speed["autocast"] == "bf16"
+        return torch.autocast(device_type=self.weights[0].device.type, dtype=torch.bfloat16, enabled=use)
+
+    @property
+    def compiled(self) -> bool:
+        """``speed.compile`` applies to softmax-mode methods (a GDAS forward's structure changes per sample)."""
+        return bool(self.speed["compile"]) and self.forward_mode == "softmax"
+
+    def warm_up(self, batch_sizes: List[int], image_size: int, channels: int = 3) -> Optional[float]:
+        """With ``speed.compile``: compile the supernet forward and backward for every batch size an epoch
+        feeds (outside the timed search loop) and return the seconds it took (None without compile; 0.0
+        once warmed).  Leaves no trace: buffers restored, RNG forked, no gradient written."""
+        if not self.compiled:
+            return None
+        if self.compile_seconds is not None:
+            return 0.0
+        if self._forward is self.net:
+            self._forward = torch.compile(self.net, dynamic=False)
+        device = self.weights[0].device
+        saved = {k: v.detach().clone() for k, v in self.net.named_buffers()}
+        devices = [device.index or 0] if device.type == "cuda" else []
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=devices):
+            for b in sorted({int(b) for b in batch_sizes if b > 0}):
+                x = torch.zeros(b, channels, image_size, image_size, device=device)
+                y = torch.zeros(b, dtype=torch.long, device=device)
+                for amp in (True, False) if self.speed["autocast"] == "bf16" else (True,):
+                    loss, _ = self.loss(x, y, amp=amp)
+                    torch.autograd.grad(loss, self.weights + self.alphas, allow_unused=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        self.compile_seconds = time.perf_counter() - t0
+        with torch.no_grad():
+            for k, v in self.net.named_buffers():
+                v.copy_(saved[k])
+        return self.compile_seconds
+
     # ---------------------------------------------------------------- shared pieces
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        logits = self.net(x)
-        return F.cross_entropy(logits, y), logits
+    def loss(self, x: torch.Tensor, y: torch.Tensor, amp: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy of the supernet on one batch.  ``amp=False``: an FP32 pass whatever ``speed.autocast``."""
+        with self.autocast(amp):
+            logits = self._forward(x)
+            return F.cross_entropy(logits, y), logits
 
     @staticmethod
     def batch_stats(prefix: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -220,9 +313,10 @@ class SearchMethod:
                   "alphas": self.alphas}[target]
         nn.utils.clip_grad_norm_(params, limit)
 
-    def alpha_grad(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def alpha_grad(self, x: torch.Tensor, y: torch.Tensor, amp: bool = True
+                   ) -> Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor]:
         """∇α L(w, α) on one batch, computed w.r.t. α only (weights' grads untouched)."""
-        loss, logits = self.loss(x, y)
+        loss, logits = self.loss(x, y, amp=amp)
         grads = torch.autograd.grad(loss, self.alphas)
         return list(grads), loss, logits
 

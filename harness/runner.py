@@ -19,6 +19,7 @@ training transform; NB201: test-time transform).  The found cell is chosen by ``
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import fields
@@ -31,7 +32,7 @@ from harness import records
 from harness.data import SearchData, SearchDataConfig
 from harness.errors import ConfigError
 from harness.lifecycle import (NonFiniteLoss, ProgressFn, Run, check_finite, check_output_dir, peak_memory_mb,
-                               pick_device, sync)
+                               pick_device, read_finished_record, sync)
 from harness.config import run_id
 from harness.registry import get_method, get_space
 from harness.selection import select_epoch
@@ -100,7 +101,8 @@ class SearchRun(Run):
             steps = min(steps, cfg["max_steps_per_epoch"])
         self.steps_per_epoch = steps
         method_cls = get_method(cfg["method"])
-        self.method = method_cls(self.net, {**cfg["optim"], **cfg["method_cfg"]}, cfg["epochs"], steps)
+        self.method = method_cls(self.net, {**cfg["optim"], **cfg["method_cfg"]}, cfg["epochs"], steps,
+                                 speed=cfg.get("speed"))
         self.net.set_mode(self.method.forward_mode)
         self.gen = torch.Generator().manual_seed(cfg["seed"] + 1)
 
@@ -127,6 +129,8 @@ class SearchRun(Run):
         self.method.on_epoch_start(epoch)
         sched = self.method.schedule_state()
         self.net.train()
+        n_train, bs = len(self.data.y_train), int(cfg["data"]["batch_size"])  # speed.compile: warm up outside the clock
+        compile_seconds = self.method.warm_up([bs, n_train % bs], int(cfg["data"]["image_size"]))
         sync(self.device)
         t0 = time.perf_counter()
         sums: Dict[str, torch.Tensor] = {}
@@ -158,6 +162,8 @@ class SearchRun(Run):
         entry["alpha_probs"] = self.net.alpha_probabilities()
         entry["epoch_seconds"] = epoch_seconds
         entry["iterations"] = steps_done
+        if compile_seconds is not None:
+            entry["compile_seconds"] = compile_seconds  # torch.compile warm-up, not in epoch_seconds
         if record["provenance"].get("benchmark_source") is None:
             record["provenance"]["benchmark_source"] = entry["arch_info"].get("benchmark_source")
         return entry
@@ -183,7 +189,9 @@ class SearchRun(Run):
                 "best_val_acc": max(e["val_acc"] for e in epochs),
                 "best_ref_val_acc": max(e["ref_val_acc"] for e in epochs),
                 "iterations": iterations, "seconds_per_iteration": seconds / max(iterations, 1),
-                "seconds_per_iteration_steady": steady_seconds_per_iteration(epochs)}
+                "seconds_per_iteration_steady": steady_seconds_per_iteration(epochs),
+                **({"compile_seconds": sum(e.get("compile_seconds") or 0.0 for e in epochs)}
+                   if any("compile_seconds" in e for e in epochs) else {})}
 
 
 def make_run(cfg: Dict[str, Any], out_dir: Path, data_root: Optional[Path], device: torch.device,
@@ -196,8 +204,6 @@ def make_run(cfg: Dict[str, Any], out_dir: Path, data_root: Optional[Path], devi
 
 def plan(configs: List[Dict[str, Any]], out_dir: Path, retry_failed: bool = False) -> List[Dict[str, Any]]:
     """Which configs still need running.  A record of the same run id with another config is an error."""
-    from harness.lifecycle import read_finished_record
-
     todo, seen = [], set()
     for cfg in configs:
         rid = search_run_id(cfg)
@@ -209,6 +215,21 @@ def plan(configs: List[Dict[str, Any]], out_dir: Path, retry_failed: bool = Fals
             continue
         todo.append(cfg)
     return todo
+
+
+def set_aside_failed(todo: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
+    """``--retry-failed``: move the failed records of runs about to run again to ``OUT/failed/`` (kept,
+    never deleted; outside ``records/`` so reports read only the new attempt)."""
+    moved = []
+    for cfg in todo:
+        path = out_dir / "records" / f"{search_run_id(cfg)}.json"
+        rec = read_finished_record(path, records.config_hash(cfg))
+        if rec is not None and rec.get("status") == "failed":
+            dest = out_dir / "failed" / f"{path.stem}.failed-{(rec.get('finished_at') or 'unknown').replace(':', '')}.json"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            moved.append(dest)
+    return moved
 
 
 class ProgressPrinter:
@@ -234,15 +255,30 @@ class ProgressPrinter:
 
 def run_matrix(configs: List[Dict[str, Any]], out_dir: Path, data_root: Optional[Path] = None,
                device: str = "auto", workers: int = 1, retry_failed: bool = False,
-               progress: Optional[ProgressFn] = None, executor: str = "local") -> List[Dict[str, Any]]:
-    """Run every config not finished yet on ``executor``; returns a summary per run that was run now."""
+               progress: Optional[ProgressFn] = None, executor: str = "local",
+               executor_options: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+    """Run every config not finished yet on ``executor`` (``harness.executors``: local, ray, slurm; with
+    ``executor_options``); returns a summary per run handed to it now.  Status ``running-elsewhere``:
+    another executor holds the run's lock (``harness.runlock``), so it was not run here."""
     from harness.executors import get_executor
+    from harness.runlock import RUNNING_ELSEWHERE
 
+    run_on = get_executor(executor)
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
     todo = plan(configs, out_dir, retry_failed)
+    if retry_failed:
+        set_aside_failed(todo, out_dir)
     printer = progress or ProgressPrinter(len(todo))
     skipped = len(configs) - len(todo)
     if skipped:
         print(f"{skipped} run(s) already finished in {out_dir}: not recomputed", file=sys.stderr)
-    return get_executor(executor)(todo, make_run, out_dir, data_root, device, printer, workers=workers)
+
+    def report(ev: Dict[str, Any]) -> None:
+        if progress is None and ev.get("event") == "run_done" and ev.get("status") == RUNNING_ELSEWHERE:
+            print(f"  {ev['run_id']}: running elsewhere ({ev.get('holder')}): not run here", file=sys.stderr,
+                  flush=True)
+            return
+        printer(ev)
+
+    return run_on(todo, make_run, out_dir, data_root, device, report, workers=workers, **(executor_options or {}))

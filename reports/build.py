@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from . import comparisons as C  # noqa: E402
 from . import figures as F  # noqa: E402
 from . import html as H  # noqa: E402
+from . import hypergrad as HG  # noqa: E402  (issue 12 section; no-op without hypergrad.json)
 from . import pdf as PDF  # noqa: E402
 from . import published as P  # noqa: E402
 from . import runs as R  # noqa: E402
@@ -34,7 +35,8 @@ TITLE = "MiLeNAS reproduction harness — report"
 def build_context(records, runs_dir) -> Dict[str, Any]:
     pub = P.load_published()
     sc = S.scope(records, runs_dir)
-    vs = V.verdicts(records, pub)
+    # the paper's claims from search/evaluation records, then the §2.2 hypergradient statement (issue 12)
+    vs = V.verdicts(records, pub) + HG.verdicts_by_scale(HG.load_all(runs_dir))
     comps = C.comparisons(records)
     dv = S.deviations(records)
     fs = F.all_figures(records)
@@ -100,10 +102,10 @@ def build_report(runs_dir, out_dir) -> Dict[str, Path]:
             f["fig"].savefig(p, format="svg")
             written[p.name] = p
         md = out_dir / "report.md"
-        md.write_text(render_markdown(ctx), encoding="utf-8")
+        md.write_text(HG.append_markdown(render_markdown(ctx), runs_dir, out_dir), encoding="utf-8")
         written["md"] = md
         ht = out_dir / "report.html"
-        ht.write_text(H.render(ctx), encoding="utf-8")
+        ht.write_text(HG.append_html(H.render(ctx), runs_dir), encoding="utf-8")
         written["html"] = ht
         pd = out_dir / "report.pdf"
         pages = PDF.render(ctx, pd)

@@ -115,11 +115,12 @@ def _spy(net):
     return counts
 
 
-def test_softmax_runs_every_op():
+def test_softmax_runs_every_op_but_none():
+    """``none`` (an exact zero times its weight) is skipped: the same values and α-gradients, one op less."""
     net = tiny()
     counts = _spy(net)
     net(x16())
-    assert all(c == [1] * 8 for c in counts.values())
+    assert all(c == [0] + [1] * 7 for c in counts.values())
 
 
 def test_gumbel_runs_only_sampled_op():

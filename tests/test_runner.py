@@ -110,3 +110,19 @@ def test_steady_time_skips_the_first_epoch():
            {"epoch_seconds": 3.0, "iterations": 5}]
     assert steady_seconds_per_iteration(eps) == pytest.approx(0.5)
     assert steady_seconds_per_iteration(eps[:1]) is None
+
+
+def test_retry_failed_runs_the_failed_run_again_and_keeps_the_old_record(shared_data, tmp_path, monkeypatch):
+    from harness.runner import run_matrix
+
+    cfg = tiny_cfg()
+    monkeypatch.setenv("HARNESS_FAULT_NAN", "nb201__milenas__s0@1")
+    run_matrix([cfg], tmp_path, shared_data, device="cpu", progress=lambda ev: None)
+    assert records.read_record(tmp_path / "records" / "nb201__milenas__s0.json")["status"] == "failed"
+    monkeypatch.delenv("HARNESS_FAULT_NAN")
+    assert run_matrix([cfg], tmp_path, shared_data, device="cpu", progress=lambda ev: None) == []  # not rerun
+    done = run_matrix([cfg], tmp_path, shared_data, device="cpu", retry_failed=True, progress=lambda ev: None)
+    assert [d["status"] for d in done] == ["ok"]
+    assert records.read_record(tmp_path / "records" / "nb201__milenas__s0.json")["status"] == "ok"
+    kept = list((tmp_path / "failed").glob("nb201__milenas__s0.failed-*.json"))
+    assert len(kept) == 1 and records.read_record(kept[0])["status"] == "failed"

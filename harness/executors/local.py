@@ -1,7 +1,8 @@
 """The local executor: runs one after another in this process, or in a pool of worker processes.
 
-On CUDA, or with one worker, runs go one after another in-process (all threads).  On CPU with N
-workers, a spawn-context process pool runs N at once with cores/N torch threads each; progress
+On CUDA, or with one worker, runs go one after another in-process (all threads, or ``threads``).  On
+CPU with N workers, a spawn-context process pool runs N at once with cores/N (or ``threads``) torch
+threads each; progress
 events come back through a manager queue.  Workers and the manager get SIGKILL when the matrix
 process dies (Linux ``PR_SET_PDEATHSIG``), so a killed ``reproduce`` leaves no orphan still
 writing records; its runs resume from their checkpoints next time.
@@ -21,16 +22,23 @@ RunFactory = Callable[..., Any]
 
 
 def run_local(todo: List[Dict[str, Any]], make_run: RunFactory, out_dir: Path, data_root: Optional[Path],
-              device: str, progress: ProgressFn, workers: int = 1) -> List[Dict[str, Any]]:
+              device: str, progress: ProgressFn, workers: int = 1, threads: Optional[int] = None
+              ) -> List[Dict[str, Any]]:
     dev = pick_device(device)
     if workers <= 1 or dev.type == "cuda" or len(todo) <= 1:
         results = []
-        for cfg in todo:
-            rec = make_run(cfg, out_dir, data_root, dev, progress).run()
-            results.append(summary(rec))
-            progress({"event": "run_done", **results[-1]})
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            for cfg in todo:
+                rec = make_run(cfg, out_dir, data_root, dev, progress).run()
+                results.append(summary(rec))
+                progress({"event": "run_done", **results[-1]})
+        finally:
+            torch.set_num_threads(before)
         return results
-    return _run_pool(todo, make_run, out_dir, data_root, device, progress, workers)
+    return _run_pool(todo, make_run, out_dir, data_root, device, progress, workers, threads)
 
 
 def die_with_parent() -> None:
@@ -57,7 +65,7 @@ def _worker_run(make_run: RunFactory, cfg: Dict[str, Any], out_dir: str, data_ro
     return summary(run.run())
 
 
-def _run_pool(todo, make_run, out_dir, data_root, device, progress, workers) -> List[Dict[str, Any]]:
+def _run_pool(todo, make_run, out_dir, data_root, device, progress, workers, threads=None) -> List[Dict[str, Any]]:
     import multiprocessing as mp
     import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -77,7 +85,7 @@ def _run_pool(todo, make_run, out_dir, data_root, device, progress, workers) -> 
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     results = []
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,

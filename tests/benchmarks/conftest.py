@@ -3,8 +3,9 @@
 The default run has ``--benchmark-disable`` (pyproject addopts): every test in this folder is then
 skipped at collection, so it costs nothing.  ``--benchmark-enable`` runs them.
 
-At the end of a benchmark session a summary table is printed: time per search iteration and peak
-memory per method and space, and the MiLeNAS / DARTS-2nd ratio per space.
+At the end of a benchmark session summary tables are printed: time per search iteration and peak
+memory per method and space, the MiLeNAS / DARTS-2nd ratio per space, and (issue 9) ours ÷ reference
+per method at the small and the paper size, MiLeNAS ÷ DARTS-2nd fused and not, peak memory at paper size.
 """
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ import pytest
 
 #: (space, method) -> {"mean_s": float, "peak_rss_mb": float, "step_rss_mb": float}
 RESULTS: Dict[Tuple[str, str], Dict[str, Any]] = {}
+#: (size "small" | "paper", case) -> {"ours_s", "ref_s", "ratio", "threads", "load_avg_1min", ...} (issue 9)
+REF_RESULTS: Dict[Tuple[str, str], Dict[str, Any]] = {}
+#: case -> peak RSS of ours and the reference at paper size
+MEM_RESULTS: Dict[str, Dict[str, Any]] = {}
+#: size -> MiLeNAS ÷ DARTS-2nd, ours (fused and not) and the reference's, measured round-robin
+RATIO_RESULTS: Dict[str, Dict[str, Any]] = {}
 
 
 def _enabled(config) -> bool:
@@ -30,10 +37,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not RESULTS or not _enabled(config):
+    if not _enabled(config):
         return
-    from tests.benchmarks.test_bench import summary_lines
+    from tests.benchmarks.test_bench import reference_lines, summary_lines
 
-    terminalreporter.write_sep("=", "search iteration: time and peak memory per method and space")
-    for line in summary_lines(RESULTS):
-        terminalreporter.write_line(line)
+    if RESULTS:
+        terminalreporter.write_sep("=", "search iteration: time and peak memory per method and space")
+        for line in summary_lines(RESULTS):
+            terminalreporter.write_line(line)
+    if REF_RESULTS or MEM_RESULTS or RATIO_RESULTS:
+        terminalreporter.write_sep("=", "ours ÷ reference (xautodl supernets, reference-rule steps), NB201")
+        for line in reference_lines(REF_RESULTS, MEM_RESULTS, RATIO_RESULTS):
+            terminalreporter.write_line(line)

@@ -32,19 +32,29 @@ def gumbel_hard_sample(alpha: torch.Tensor, tau: float) -> Tuple[torch.Tensor, L
     """GDAS sampler (xautodl ``get_gumbel_prob``): row-wise hard Gumbel-softmax, straight-through.
 
     Returns ``hardwts`` (value one-hot, gradient of the soft sample
-    softmax((log_softmax(α) + g) / τ)) and the sampled index of every row.  Resamples while any Gumbel
-    value or probability is inf/NaN.
+    softmax((log_softmax(α) + g) / τ)) and the sampled index of every row.  xautodl redraws while any
+    Gumbel value or probability is inf/NaN (a host sync per draw); here a device-side guard clamps the Exp(1)
+    draw to [smallest positive float, largest float] before the log instead: bit-identical whenever xautodl
+    keeps its first draw, and a non-finite α gives a non-finite loss rather than an endless loop.  The one
+    host transfer is the index list (which op each edge runs).
     """
-    while True:
-        gumbels = -torch.empty_like(alpha).exponential_().log()
-        logits = (alpha.log_softmax(dim=-1) + gumbels) / tau
-        probs = F.softmax(logits, dim=-1)
-        index = probs.max(-1, keepdim=True)[1]
-        one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
-        hardwts = one_h - probs.detach() + probs
-        if torch.isinf(gumbels).any() or torch.isinf(probs).any() or torch.isnan(probs).any():
-            continue
-        return hardwts, index.view(-1).tolist()
+    u = torch.empty_like(alpha).exponential_()
+    info = torch.finfo(u.dtype)
+    gumbels = -u.clamp(info.tiny, info.max).log()
+    logits = (alpha.log_softmax(dim=-1) + gumbels) / tau
+    probs = F.softmax(logits, dim=-1)
+    index = probs.max(-1, keepdim=True)[1]
+    one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+    hardwts = one_h - probs.detach() + probs
+    return hardwts, index.view(-1).tolist()
+
+
+def _chain_sum(terms: List[torch.Tensor]) -> torch.Tensor:
+    """``sum(terms)`` without Python's leading ``0 +`` (an extra full-size add that changes no value)."""
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
 
 
 class MixedOp(nn.Module):
@@ -60,8 +70,12 @@ class MixedOp(nn.Module):
             self._ops.append(op)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, index: Optional[int] = None) -> torch.Tensor:
-        if index is None:  # softmax mixture over all ops
-            return sum(w * op(x) for w, op in zip(weights, self._ops))
+        if index is None:  # softmax mixture over all ops but ``none`` (bit-identical: see NB201SearchCell.forward)
+            out: Optional[torch.Tensor] = None
+            for k in range(1, len(self._ops)):
+                term = weights[k] * self._ops[k](x)
+                out = term if out is None else out + term
+            return out if out is not None else self._ops[0](x) * weights[0]
         return self._ops[index](x) * weights[index]  # GDAS: only the sampled op
 
 
@@ -91,9 +105,10 @@ class SearchCell(nn.Module):
         s1 = self.preprocess1(s1)
         states = [s0, s1]
         offset = 0
+        rows = weights.unbind(0)
         for _ in range(self._steps):
-            s = sum(self._ops[offset + j](h, weights[offset + j], None if indices is None else indices[offset + j])
-                    for j, h in enumerate(states))
+            s = _chain_sum([self._ops[offset + j](h, rows[offset + j], None if indices is None else indices[offset + j])
+                            for j, h in enumerate(states)])
             offset += len(states)
             states.append(s)
         return torch.cat(states[-self.multiplier:], dim=1)
@@ -147,6 +162,8 @@ class DartsSupernet(Supernet):
             self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(k, len(PRIMITIVES)))
         #: sampled op indices of every cell in the last gumbel forward (None for FRC cells), for inspection
         self.last_indices: List[Optional[List[int]]] = []
+        #: layout of conv weights and inputs (``set_memory_format``); None: PyTorch's default (contiguous)
+        self.memory_format: Optional[torch.memory_format] = None
 
     # ---- α ---------------------------------------------------------------------------------
     def alphas(self) -> List[nn.Parameter]:
@@ -160,7 +177,16 @@ class DartsSupernet(Supernet):
         return self.alphas_reduce if cell.reduction else self.alphas_normal
 
     # ---- forward ---------------------------------------------------------------------------
+    def set_memory_format(self, memory_format: torch.memory_format) -> "DartsSupernet":
+        """Store conv weights in ``memory_format`` and feed inputs in it (``torch.channels_last``: NHWC, the
+        fast oneDNN/cuDNN layout; same values as the default layout up to float rounding)."""
+        self.to(memory_format=memory_format)
+        self.memory_format = memory_format
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
         s0 = s1 = self.stem(x)
         self.last_indices = []
         if self.mode == "softmax":

@@ -11,8 +11,9 @@ Modes (``set_mode``):
 * ``"softmax"``: every edge is ``Σ_k softmax(α)[e, k] · op_k(x)`` (DARTS).
 * ``"gumbel"``: once per forward call one hard Gumbel-softmax straight-through sample
   ``hardwts = one_hot − soft.detach() + soft``, ``soft = softmax((log_softmax(α) + g) / τ)``,
-  ``g = −log(Exp(1))`` drawn from torch's global RNG exactly as xautodl draws it (resampled while
-  anything is inf/NaN).  The sample is shared by all cells and every image of the batch; only the
+  ``g = −log(Exp(1))`` drawn from torch's global RNG exactly as xautodl draws it (xautodl redraws
+  while anything is inf/NaN; here a device-side guard clamps the Exp(1) draw instead, see
+  ``sample_gumbel``).  The sample is shared by all cells and every image of the batch; only the
   sampled op of each edge runs.  Edge output (``gdas_edge_form``):
 
   - ``"xautodl"`` (``NAS201SearchCell.forward_gdas``): ``hardwts[idx]·op_idx(x) + Σ_{k≠idx} hardwts[k]``
@@ -35,6 +36,14 @@ from harness.spaces.nb201.ops import NB201_OPS, ResNetBasicblock, make_op
 GDAS_EDGE_FORMS = ("xautodl", "sampled_only")
 
 
+def _chain_sum(terms: List[torch.Tensor]) -> torch.Tensor:
+    """``sum(terms)`` without Python's leading ``0 +`` (an extra full-size add that changes no value)."""
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
 class NB201SearchCell(nn.Module):
     """Complete DAG of ``max_nodes`` nodes; node i = Σ_{j<i} edge_{i<-j}(node j); output = last node."""
 
@@ -53,34 +62,48 @@ class NB201SearchCell(nn.Module):
         self.edge_keys = sorted(self.edges.keys())
         self.edge2index = {key: i for i, key in enumerate(self.edge_keys)}
         self.num_edges = len(self.edges)
+        # per (i, j): the edge's op list and α row, looked up once here rather than by string per forward
+        self._edge_ops = {(i, j): self.edges[f"{i}<-{j}"] for i in range(1, max_nodes) for j in range(i)}
+        self._edge_rows = {(i, j): self.edge2index[f"{i}<-{j}"] for i in range(1, max_nodes) for j in range(i)}
+        #: ops the softmax mixture computes: every op but ``none`` (its output is an exact zero)
+        self._live_ops = [k for k, name in enumerate(self.op_names) if name != "none"]
 
     def extra_repr(self) -> str:
         return f"{self.max_nodes} nodes, inC={self.in_dim}, outC={self.out_dim}"
 
     def forward(self, x: torch.Tensor, weightss: torch.Tensor) -> torch.Tensor:
-        """Softmax mixture; ``weightss`` = softmax(α), shape (num_edges, num_ops)."""
+        """Softmax mixture; ``weightss`` = softmax(α), shape (num_edges, num_ops).
+
+        Bit-identical to xautodl's ``Σ_k op_k(x)·w_k`` (same products, summed in the same order): the
+        ``none`` op (``x·0``) is not computed, because adding its exact zero changes no value and its α entry's
+        gradient (the sum of 0·upstream) is 0 either way; ``weightss`` is unbound once per cell, not indexed per
+        edge.
+        """
+        rows = weightss.unbind(0)
         nodes = [x]
         for i in range(1, self.max_nodes):
             inter = []
             for j in range(i):
-                key = f"{i}<-{j}"
-                weights = weightss[self.edge2index[key]]
-                inter.append(sum(layer(nodes[j]) * w for layer, w in zip(self.edges[key], weights)))
-            nodes.append(sum(inter))
+                ops, weights = self._edge_ops[(i, j)], rows[self._edge_rows[(i, j)]]
+                out: Optional[torch.Tensor] = None
+                for k in self._live_ops:
+                    term = ops[k](nodes[j]) * weights[k]
+                    out = term if out is None else out + term
+                inter.append(out if out is not None else nodes[j].mul(0.0))
+            nodes.append(_chain_sum(inter))
         return nodes[-1]
 
-    def forward_gdas(self, x: torch.Tensor, hardwts: torch.Tensor, index: torch.Tensor,
+    def forward_gdas(self, x: torch.Tensor, hardwts: torch.Tensor, index: List[int],
                      edge_form: str = "xautodl") -> torch.Tensor:
-        """Only the sampled op of each edge runs (``index[e]``); see the module doc for ``edge_form``."""
+        """Only the sampled op of each edge runs (``index[e]``, a host list); see the module doc for ``edge_form``."""
         nodes = [x]
         for i in range(1, self.max_nodes):
             inter = []
             for j in range(i):
-                key = f"{i}<-{j}"
-                e = self.edge2index[key]
+                e = self._edge_rows[(i, j)]
                 weights = hardwts[e]
-                argmax = int(index[e].item())
-                ops = self.edges[key]
+                argmax = index[e]
+                ops = self._edge_ops[(i, j)]
                 if edge_form == "xautodl":
                     out = sum(weights[k] * op(nodes[j]) if k == argmax else weights[k]
                               for k, op in enumerate(ops))
@@ -130,6 +153,8 @@ class NB201Supernet(Supernet):
         self.classifier = nn.Linear(C_prev, self.num_classes)
         self.arch_parameters = nn.Parameter(1e-3 * torch.randn(len(edge2index), len(NB201_OPS)))
         self.last_sample: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+        #: layout of conv weights and inputs (``set_memory_format``); None: PyTorch's default (contiguous)
+        self.memory_format: Optional[torch.memory_format] = None
 
     # -- contract ----------------------------------------------------------------------------
     def alphas(self) -> List[nn.Parameter]:
@@ -155,28 +180,47 @@ class NB201Supernet(Supernet):
     def sample_gumbel(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """One hard straight-through Gumbel-softmax sample (hardwts (E, K), index (E, 1)).
 
-        Same draws, in the same order, as xautodl ``TinyNetworkGDAS.forward`` (torch global RNG).
+        Same draws, in the same order, as xautodl ``TinyNetworkGDAS.forward`` (torch global RNG).  xautodl
+        redraws while a Gumbel value or a probability is inf/NaN, a host sync per forward; here the guard is
+        on the device: the Exp(1) draw is clamped to [smallest positive float, largest float] before the log
+        (a draw of 0 or inf is the only way to an infinite Gumbel value).  Whenever xautodl keeps its first
+        draw (all but float-resolution edge cases) the sample is bit-identical; a non-finite α (a diverged
+        run) gives a non-finite loss instead of an endless redraw loop.
         """
         alpha = self.arch_parameters
-        while True:
-            gumbels = -torch.empty_like(alpha).exponential_().log()
-            logits = (alpha.log_softmax(dim=1) + gumbels) / self.tau
-            probs = torch.softmax(logits, dim=1)
-            index = probs.max(-1, keepdim=True)[1]
-            one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
-            hardwts = one_h - probs.detach() + probs
-            if torch.isinf(gumbels).any() or torch.isinf(probs).any() or torch.isnan(probs).any():
-                continue
-            return hardwts, index
+        u = torch.empty_like(alpha).exponential_()
+        info = torch.finfo(u.dtype)
+        gumbels = -u.clamp(info.tiny, info.max).log()
+        logits = (alpha.log_softmax(dim=1) + gumbels) / self.tau
+        probs = torch.softmax(logits, dim=1)
+        index = probs.max(-1, keepdim=True)[1]
+        one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+        hardwts = one_h - probs.detach() + probs
+        return hardwts, index
 
     # -- forward -----------------------------------------------------------------------------
+    def set_memory_format(self, memory_format: torch.memory_format) -> "NB201Supernet":
+        """Store every 4-D tensor (conv weights) in ``memory_format`` and feed inputs in it (``forward``).
+
+        ``torch.channels_last`` is the fast layout for these convolutions, pools and batch norms on CPU (oneDNN)
+        and GPU (cuDNN); the values are those of the default layout up to float rounding.
+        """
+        self.to(memory_format=memory_format)
+        self.memory_format = memory_format
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
         if self.mode == "softmax":
             alphas = torch.softmax(self.arch_parameters, dim=-1)
-            hardwts = index = None
+            hardwts = None
+            index: List[int] = []
         elif self.mode == "gumbel":
-            hardwts, index = self.sample_gumbel()
-            self.last_sample = (hardwts.detach(), index.detach())
+            hardwts, index_t = self.sample_gumbel()
+            self.last_sample = (hardwts.detach(), index_t.detach())
+            # the one host transfer of a GDAS forward: which op each edge runs (6 ints)
+            index = index_t.view(-1).tolist()
         else:
             raise ValueError(f"unknown forward mode {self.mode!r}")
         feature = self.stem(x)
