@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from harness import records
+from tests.fixtures.records_compare import read_records, strip_volatile
 from harness.runlock import read_lock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,9 +43,6 @@ TINY = {
                "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
                "supernet": {"C": 4, "N": 1}, "epochs": 4, "epochs_by_method": {"gdas": 5}}],
 }
-VOLATILE = {"started_at", "finished_at", "epoch_seconds", "search_seconds", "seconds_per_iteration",
-            "seconds_per_iteration_steady", "train_seconds", "compile_seconds", "peak_rss_mb", "peak_gpu_mb",
-            "hostname"}
 
 
 def _have(module: str) -> bool:
@@ -80,24 +78,12 @@ def _run(args, timeout: float = 600) -> subprocess.CompletedProcess:
     return proc
 
 
-def _strip(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
-
-
-def _records(out: Path) -> Dict[str, Dict[str, Any]]:
-    return {p.stem: records.read_record(p) for p in sorted((out / "records").glob("*.json"))}
-
-
 def _assert_same_records(out: Path, reference: Dict[str, Dict[str, Any]]) -> None:
-    got = _records(out)
+    got = read_records(out)
     assert sorted(got) == sorted(reference)
     for rid, rec in reference.items():
         assert got[rid]["status"] == "ok"
-        assert _strip(got[rid]) == _strip(rec), f"{rid}: record differs from the local executor's"
+        assert strip_volatile(got[rid]) == strip_volatile(rec), f"{rid}: record differs from the local executor's"
     assert not list((out / "checkpoints").glob("*.pt")) and not list((out / "locks").glob("*.lock"))
 
 
@@ -125,7 +111,7 @@ def local_reference(tiny_profile, tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "store"
     proc = _run(_cmd(tiny_profile, out, "--workers", "1", "--threads", "1"))
     print(f"local executor: {proc.seconds:.1f} s")
-    recs = _records(out)
+    recs = read_records(out)
     assert sorted(recs) == sorted(f"nb201__{m}__s0" for m in METHODS)
     assert all(r["status"] == "ok" and r["provenance"]["threads"] == 1 for r in recs.values())
     return {"records": recs, "seconds": proc.seconds}
@@ -295,9 +281,9 @@ def test_evaluation_run_on_the_slurm_executor(tmp_path, shared_data):
     _run(base + ["--out", str(tmp_path / "local")])
     proc = _run(base + ["--out", str(tmp_path / "job"), "--executor", "slurm", "--slurm-cluster", "local"])
     assert "epoch 2/2" in proc.stderr and "test acc" in proc.stderr
-    a, b = _records(tmp_path / "local"), _records(tmp_path / "job")
+    a, b = read_records(tmp_path / "local"), read_records(tmp_path / "job")
     assert sorted(a) == sorted(b) == ["darts__eval__DARTS_V2__s0"]
-    assert _strip(a["darts__eval__DARTS_V2__s0"]) == _strip(b["darts__eval__DARTS_V2__s0"])
+    assert strip_volatile(a["darts__eval__DARTS_V2__s0"]) == strip_volatile(b["darts__eval__DARTS_V2__s0"])
     again = _run(base + ["--out", str(tmp_path / "job"), "--executor", "slurm", "--slurm-cluster", "local"])
     assert "already finished" in again.stderr
 

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from harness import records
+from tests.fixtures.records_compare import read_records, strip_volatile
 from harness.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,8 +34,6 @@ TINY = {
                "supernet": {"C": 4, "N": 1}, "epochs": 3, "epochs_by_method": {"gdas": 4}}],
 }
 # run-dependent fields: wall times, timestamps, peak memory, host
-VOLATILE = {"started_at", "finished_at", "epoch_seconds", "search_seconds", "seconds_per_iteration",
-            "seconds_per_iteration_steady", "peak_rss_mb", "peak_gpu_mb", "hostname"}
 
 
 @pytest.fixture
@@ -64,18 +63,6 @@ def _run(profile: Path, out: Path, **env: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def _strip(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
-
-
-def _records(out: Path) -> Dict[str, Dict[str, Any]]:
-    return {p.stem: records.read_record(p) for p in sorted((out / "records").glob("*.json"))}
-
-
 def _no_temp_files(folder: Path) -> None:
     assert not [p for p in folder.rglob(".*.tmp")], f"temp files left in {folder}"
 
@@ -101,7 +88,7 @@ def _kill_when(proc: subprocess.Popen, ready, rng: random.Random, max_delay: flo
 def test_sigkill_then_resume_matches_uninterrupted_run(tiny_profile, tmp_path, shared_data):
     ref, out = tmp_path / "reference", tmp_path / "killed"
     _run(tiny_profile, ref)
-    expected = _records(ref)
+    expected = read_records(ref)
     assert sorted(expected) == sorted(f"nb201__{m}__s0" for m in METHODS)
     assert all(r["status"] == "ok" for r in expected.values())
     seed = int(os.environ.get("HARNESS_TEST_KILL_SEED", random.randrange(1 << 30)))
@@ -130,10 +117,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_profile, tmp_path, s
     _no_temp_files(out)
 
     proc = _run(tiny_profile, out)
-    got = _records(out)
+    got = read_records(out)
     assert sorted(got) == sorted(expected)
     for rid in expected:
-        assert _strip(got[rid]) == _strip(expected[rid]), f"{rid}: resumed record differs from uninterrupted run"
+        assert strip_volatile(got[rid]) == strip_volatile(expected[rid]), f"{rid}: resumed record differs from uninterrupted run"
     for rid, (mtime, started, finished) in finished_before.items():
         path = out / "records" / f"{rid}.json"
         assert path.stat().st_mtime_ns == mtime, f"{rid} was recomputed"
@@ -147,7 +134,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_profile, tmp_path, s
 def test_nan_in_one_run_is_recorded_and_the_matrix_goes_on(tiny_profile, tmp_path, shared_data):
     out = tmp_path / "nan"
     _run(tiny_profile, out, HARNESS_FAULT_NAN="nb201__milenas__s0@1")
-    recs = _records(out)
+    recs = read_records(out)
     bad = recs["nb201__milenas__s0"]
     assert bad["status"] == "failed"
     assert "non-finite" in bad["failure"]["reason"].lower() or "nan" in bad["failure"]["reason"].lower()

@@ -9,19 +9,10 @@ import torch
 
 from harness import config as C
 from harness import records
+from tests.fixtures.records_compare import strip_volatile
 from harness.runner import SearchRun, plan, steady_seconds_per_iteration
 
 TINY = Path(__file__).parent / "fixtures" / "tiny.yaml"
-VOLATILE = {"epoch_seconds", "search_seconds", "seconds_per_iteration", "seconds_per_iteration_steady",
-            "peak_rss_mb", "peak_gpu_mb", "started_at", "finished_at", "hostname"}
-
-
-def strip_times(obj):
-    if isinstance(obj, dict):
-        return {k: strip_times(v) for k, v in obj.items() if k not in VOLATILE}
-    if isinstance(obj, list):
-        return [strip_times(v) for v in obj]
-    return obj
 
 
 def tiny_cfg(space="nb201", method="milenas", seed=0, **over):
@@ -58,9 +49,9 @@ def test_record_has_the_documented_fields(run_tiny, tmp_path):
 def test_same_seed_same_record(run_tiny):
     a = run_tiny(tiny_cfg(), "a")
     b = run_tiny(tiny_cfg(), "b")
-    assert strip_times(a) == strip_times(b)
+    assert strip_volatile(a) == strip_volatile(b)
     c = run_tiny(tiny_cfg(seed=1), "c")
-    assert strip_times(c)["epochs"] != strip_times(a)["epochs"]
+    assert strip_volatile(c)["epochs"] != strip_volatile(a)["epochs"]
 
 
 @pytest.mark.parametrize("space,method", [("darts", "gdas"), ("nb201", "darts-1st")])
@@ -82,7 +73,7 @@ def test_resume_from_checkpoint_gives_the_same_record(run_tiny, shared_data, tmp
     assert run.ckpt_path.is_file()
     assert records.read_record(run.record_path)["status"] == "running"
     resumed = SearchRun(cfg, tmp_path / "part", shared_data, torch.device("cpu")).run()
-    assert strip_times(resumed) == strip_times(full)
+    assert strip_volatile(resumed) == strip_volatile(full)
 
 
 def test_failed_run_is_recorded_and_not_rerun(run_tiny, tmp_path, monkeypatch):
