@@ -94,3 +94,16 @@ OPTIM = {"w_lr": 0.1, "w_lr_min": 0.001, "momentum": 0.9, "nesterov": False, "w_
 @pytest.fixture
 def optim_cfg():
     return dict(OPTIM)
+
+
+def capture_alpha_grad(m):
+    """Record the α-gradient a method hands to its Adam step (wraps ``apply_alpha_grad``)."""
+    seen = {}
+    orig = m.apply_alpha_grad
+
+    def spy(grads):
+        seen["g"] = [g.detach().clone() for g in grads]
+        orig(grads)
+
+    m.apply_alpha_grad = spy
+    return seen

@@ -15,7 +15,7 @@ from harness.cli import main as cli_main
 from harness.hypergrad import estimators as E
 from harness.hypergrad import measure as M
 from harness.registry import get_method, get_space
-from tests.conftest import ToySupernet, toy_batches
+from tests.conftest import ToySupernet, capture_alpha_grad, toy_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -234,18 +234,6 @@ def _objectives(net, train, val):
     return M.SupernetObjective(copy32, wn, an, train), M.SupernetObjective(copy32, wn, an, val)
 
 
-def _spy_alpha_grad(m):
-    seen = {}
-    orig = m.apply_alpha_grad
-
-    def spy(grads):
-        seen["g"] = [g.detach().clone() for g in grads]
-        orig(grads)
-
-    m.apply_alpha_grad = spy
-    return seen
-
-
 @pytest.mark.parametrize("method,opts,name", [
     ("darts-1st", {}, "darts-1st"),
     ("milenas", {"lam": 1.0, "lambda_form": "paper"}, "milenas"),
@@ -260,7 +248,7 @@ def test_first_order_directions_equal_the_methods_alpha_step(method, opts, name,
     point = M.SearchPoint.from_method(m)
     lams = [(1.0, "paper")] + ([(opts["lam"], opts["lambda_form"])] if opts.get("lam", 1.0) != 1.0 else [])
     ours = M.method_directions(*_objectives(net, [tr], [va]), point, lams, fd_radius=0.01)
-    seen = _spy_alpha_grad(m)
+    seen = capture_alpha_grad(m)
     m.alpha_step(tr, va)
     for o, t in zip(ours[name], seen["g"]):
         assert torch.allclose(o, t, rtol=1e-5, atol=1e-7)

@@ -13,7 +13,7 @@ from baselines.gdas import gumbel_tau
 from harness.config import load_protocol
 from harness.methods import cosine_lr
 from harness.registry import get_method, list_methods
-from tests.conftest import ToySupernet, toy_batches
+from tests.conftest import ToySupernet, capture_alpha_grad, toy_batches
 
 # every method's options from its NB201 protocol row (a new method is covered once it has a row)
 METHOD_OPTS = {m: row.get("method", {}) for m, row in load_protocol("nb201")["methods"].items()}
@@ -65,18 +65,6 @@ def test_update_order(method, order, toy_net, optim_cfg):
     m.weight_step = lambda *a: (calls.append("w"), orig_w(*a))[1]
     m.step(*toy_batches())
     assert calls == (["w", "alpha"] if order == "w_first" else ["alpha", "w"])
-
-
-def capture_alpha_grad(m):
-    seen = {}
-    orig = m.apply_alpha_grad
-
-    def spy(grads):
-        seen["g"] = [g.detach().clone() for g in grads]
-        orig(grads)
-
-    m.apply_alpha_grad = spy
-    return seen
 
 
 def manual_alpha_grad(net, x, y):
