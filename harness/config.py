@@ -5,7 +5,7 @@
 * A **profile** (``harness/profiles/<name>.yaml`` or any YAML path) sets the scale: seeds, and per
   space a "part" (keys: space, methods, seeds, data, supernet, optim, epochs, epochs_by_method,
   max_steps_per_epoch, method_overrides) with methods or method variants
-  (``{method: milenas, variant: {lam: 0.1}}``), data subset sizes, image size, supernet size, epochs.  ``smoke``, ``cpu``, ``paper``, ``gpu-quick`` ship with the harness.
+  (``{method: milenas, variant: {lam: 0.1}}``; an entry's own ``seeds: [...]`` replaces the part's), data subset sizes, image size, supernet size, epochs.  ``smoke``, ``cpu``, ``paper``, ``gpu-quick`` ship with the harness.
 * The **resolved config** of one run = protocol ⊕ protocol.methods[method] ⊕ profile part ⊕
   variant ⊕ command-line ``--set`` overrides.  It is validated, written into the record, hashed.
 
@@ -117,14 +117,22 @@ def _merge(base: Dict[str, Any], over: Optional[Dict[str, Any]]) -> Dict[str, An
 
 
 def method_entry(entry: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
-    """A part's method entry: ``"milenas"`` or ``{method: milenas, variant: {lam: 0.1}}``."""
+    """A part's method entry: ``"milenas"`` or ``{method: milenas, variant: {lam: 0.1}, seeds: [0, 1]}``
+    (``seeds``, optional: this entry's seeds instead of the part's, e.g. fewer seeds of a costly method)."""
     if isinstance(entry, str):
-        return {"method": entry, "variant": {}}
+        return {"method": entry, "variant": {}, "seeds": None}
     if isinstance(entry, dict) and isinstance(entry.get("method"), str):
+        unknown = set(entry) - {"method", "variant", "label", "seeds"}
+        if unknown:
+            raise ConfigError(f"method entry {entry['method']}: unknown key(s) {', '.join(sorted(unknown))} "
+                              "(allowed: method, variant, label, seeds)")
         variant = entry.get("variant") or {}
         if not isinstance(variant, dict):
             raise ConfigError(f"variant of {entry['method']} must be a mapping, not {variant!r}")
-        return {"method": entry["method"], "variant": dict(variant), "label": entry.get("label")}
+        seeds = entry.get("seeds")
+        if seeds is not None:
+            _check_seeds(seeds, f"method entry {entry['method']}")
+        return {"method": entry["method"], "variant": dict(variant), "label": entry.get("label"), "seeds": seeds}
     raise ConfigError(f"a method entry must be a name or {{method: NAME, variant: {{...}}}}, not {entry!r}")
 
 
@@ -326,7 +334,7 @@ def expand_profile(profile: Dict[str, Any], spaces: Optional[Sequence[str]] = No
             me = method_entry(entry)
             if methods and me["method"] not in methods:
                 continue
-            for seed in (seeds if seeds is not None else part_seeds):
+            for seed in (seeds if seeds is not None else me["seeds"] or part_seeds):
                 configs.append(resolve(space, entry, seed, profile, part, overrides))
     return configs
 

@@ -87,3 +87,28 @@ def test_reproduce_smoke_profile(shared_data, tmp_path):
     assert out.returncode == 0, out.stderr
     assert len(list((tmp_path / "records").glob("*.json"))) == 10
     assert (tmp_path / "report" / "report.pdf").is_file()
+
+
+@pytest.mark.slow
+def test_search_compile_end_to_end(shared_data, tmp_path):
+    """``search --compile`` through the real command: the torch.compile warm-up is recorded apart
+    (``compile_seconds``, not inside ``search_seconds`` or any epoch's seconds), the record lists the
+    deviation, and the run's numbers match an eager run of the same seed closely (the compiled graph
+    fuses kernels, so bit-identity is not expected)."""
+    eager, comp = tmp_path / "eager", tmp_path / "comp"
+    for out, extra in ((eager, ()), (comp, ("--compile",))):
+        res = harness("search", "--space", "nb201", "--method", "darts-1st", "--seed", "0", "--profile", TINY,
+                      "--out", out, *extra, timeout=1800)
+        assert res.returncode == 0, res.stderr
+    e = json.loads((eager / "records" / "nb201__darts-1st__s0.json").read_text())
+    c = json.loads((comp / "records" / "nb201__darts-1st__s0.json").read_text())
+    assert c["config"]["speed"]["compile"] is True and e["config"]["speed"]["compile"] is False
+    assert any("speed.compile=true" in d for d in c["deviations"])
+    assert "compile_seconds" not in e["final"]
+    warm = c["final"]["compile_seconds"]
+    assert warm > 0 and warm == pytest.approx(sum(ep.get("compile_seconds") or 0.0 for ep in c["epochs"]))
+    # the warm-up happens once (shapes cached for the next epoch) and outside the timed loop
+    assert c["epochs"][0]["compile_seconds"] == warm and all(ep["compile_seconds"] == 0.0 for ep in c["epochs"][1:])
+    assert c["final"]["search_seconds"] == pytest.approx(sum(ep["epoch_seconds"] for ep in c["epochs"]))
+    for ep_e, ep_c in zip(e["epochs"], c["epochs"]):
+        assert ep_c["train_loss"] == pytest.approx(ep_e["train_loss"], rel=1e-3)
