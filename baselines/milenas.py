@@ -47,6 +47,8 @@ FUSED_OPTION = {
 class MixedLevelStep:
     """Mixin: the MiLeNAS α step, and the fused two-pass iteration (``fused: true``)."""
 
+    fused_val_pass = True   #: the fused iteration's α-gradient has the val term (single-level: no)
+
     def step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         if self.cfg.get("fused", False):  # type: ignore[attr-defined]
             return self.fused_step(train_batch, val_batch)
@@ -61,11 +63,11 @@ class MixedLevelStep:
             return [gt + lam * gv for gt, gv in zip(g_tr, g_val)]
         return [gv + lam * gt for gt, gv in zip(g_tr, g_val)]
 
-    def fused_step(self, train_batch: Batch, val_batch: Batch, use_val: bool = True) -> Dict[str, torch.Tensor]:
+    def fused_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         """One iteration in two passes (``fused: true``), at the current (w, α) throughout:
 
         1. train batch: one forward, one ``backward()`` → ∇w L_tr(w, α) in w.grad and g_tr = ∇α L_tr(w, α);
-        2. val batch (``use_val``): one forward, ∇α L_val(w, α) w.r.t. α only (weights not yet stepped);
+        2. val batch (``fused_val_pass``): one forward, ∇α L_val(w, α) w.r.t. α only (weights not yet stepped);
         3. α step: Adam on g_tr + λ·g_val (``lambda_form`` as the reference), exactly the reference's α update;
         4. w step: clip per config, SGD, with the gradient of step 1, i.e. taken at α *before* this
            iteration's α step — the reference's w step runs a third pass at the α *after* it.  For the
@@ -80,7 +82,7 @@ class MixedLevelStep:
         loss_tr.backward()
         g_tr = [a.grad.detach().clone() for a in self.alphas]  # type: ignore[attr-defined]
         stats = self.batch_stats("train", loss_tr, logits_tr, y_tr)  # type: ignore[attr-defined]
-        if use_val:
+        if self.fused_val_pass:
             g_val, loss_val, logits_val = self.alpha_grad(x_val, y_val)  # type: ignore[attr-defined]
             grads = self.mixed_gradient(g_tr, g_val)
             stats.update(self.batch_stats("val", loss_val, logits_val, y_val))  # type: ignore[attr-defined]

@@ -25,9 +25,7 @@ class SingleLevel(MixedLevelStep, SearchMethod):
     reference = "chaoyanghe/MiLeNAS search_algorithm/train_single_level.py"
     nb201_reference = False
     options = {**BASE_OPTIONS, **FUSED_OPTION}
-
-    def fused_step(self, train_batch: Batch, val_batch: Batch, use_val: bool = False) -> Dict[str, torch.Tensor]:
-        return super().fused_step(train_batch, val_batch, use_val=False)
+    fused_val_pass = False   # λ = 0: the fused iteration is the train batch's one forward/backward
 
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Dict[str, torch.Tensor]:
         grads, _, _ = self.alpha_grad(*train_batch)

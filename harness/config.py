@@ -62,6 +62,8 @@ def _read_yaml(path: Path) -> Dict[str, Any]:
     try:
         with open(path) as fh:
             data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
@@ -69,19 +71,37 @@ def _read_yaml(path: Path) -> Dict[str, Any]:
     return data
 
 
+def list_yaml_names(directory: Path) -> List[str]:
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def locate_named_yaml(name_or_path: Union[str, Path], directory: Path, what: str = "profile") -> Path:
+    """The YAML file given by a path or by its name in ``directory``; an unknown name is one ``ConfigError``
+    line naming the known ones."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = directory / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown {what} {str(name_or_path)!r}; known {what}s: "
+                              f"{', '.join(list_yaml_names(directory))} (or give the path of a {what} YAML file)")
+    return path
+
+
+def read_named_yaml(name_or_path: Union[str, Path], directory: Path, what: str = "profile") -> Dict[str, Any]:
+    """The mapping in ``locate_named_yaml``'s file (``name`` defaults to the file stem); unreadable file or
+    bad YAML: one ``ConfigError`` line."""
+    path = locate_named_yaml(name_or_path, directory, what)
+    data = _read_yaml(path)
+    data.setdefault("name", path.stem)
+    return data
+
+
 def list_profiles() -> List[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    return list_yaml_names(PROFILE_DIR)
 
 
 def load_profile(name_or_path: Union[str, Path]) -> Dict[str, Any]:
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = PROFILE_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise ConfigError(f"unknown profile {str(name_or_path)!r}; known profiles: {', '.join(list_profiles())} "
-                              "(or give the path of a profile YAML file)")
-    prof = _read_yaml(path)
-    prof.setdefault("name", path.stem)
+    prof = read_named_yaml(name_or_path, PROFILE_DIR)
     if prof.get("scale", "custom") not in SCALES:
         raise ConfigError(f"profile {prof['name']}: scale must be one of {SCALES}")
     if not isinstance(prof.get("parts"), list) or not prof["parts"]:

@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from harness import records
+from tests.fixtures.harness_subprocess import harness_env, reproduce_cmd, start_reproduce
 from tests.fixtures.records_compare import read_records, strip_volatile
 from harness.runlock import read_lock
 
@@ -57,22 +58,9 @@ needs_ray = pytest.mark.skipif(not _have("ray"), reason="ray not installed (pip 
 needs_submitit = pytest.mark.skipif(not _have("submitit"), reason="submitit not installed (pip install -e .[cluster])")
 
 
-def _env(**extra: str) -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env.pop("HARNESS_FAULT_NAN", None)
-    env.update(extra)
-    return env
-
-
-def _cmd(profile: Path, out: Path, *extra: str):
-    return [sys.executable, "-m", "harness", "reproduce", "--profile", str(profile), "--out", str(out),
-            "--device", "cpu", "--no-report", *extra]
-
-
 def _run(args, timeout: float = 600) -> subprocess.CompletedProcess:
     t0 = time.time()
-    proc = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(args, cwd=REPO, env=harness_env(), capture_output=True, text=True, timeout=timeout)
     proc.seconds = time.time() - t0  # type: ignore[attr-defined]
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
@@ -109,7 +97,7 @@ def local_reference(tiny_profile, tmp_path_factory):
     if not (Path(os.environ.get("HARNESS_DATA", "")) / "cifar10-jpeg" / "train.zip").is_file():
         pytest.skip("offline data not found (set HARNESS_DATA)")
     out = tmp_path_factory.mktemp("local") / "store"
-    proc = _run(_cmd(tiny_profile, out, "--workers", "1", "--threads", "1"))
+    proc = _run(reproduce_cmd(tiny_profile, out, "--workers", "1", "--threads", "1"))
     print(f"local executor: {proc.seconds:.1f} s")
     recs = read_records(out)
     assert sorted(recs) == sorted(f"nb201__{m}__s0" for m in METHODS)
@@ -161,7 +149,7 @@ def _assert_resumed(stderr: str, method: str) -> None:
 @needs_ray
 def test_ray_local_cluster_gives_the_local_records(tiny_profile, local_reference, tmp_path):
     out = tmp_path / "ray"
-    proc = _run(_cmd(tiny_profile, out, "--executor", "ray", "--threads", "1"))
+    proc = _run(reproduce_cmd(tiny_profile, out, "--executor", "ray", "--threads", "1"))
     print(f"ray executor: {proc.seconds:.1f} s (local {local_reference['seconds']:.1f} s)")
     _assert_same_records(out, local_reference["records"])
     done = _done_lines(proc.stderr)
@@ -175,8 +163,7 @@ def test_ray_local_cluster_gives_the_local_records(tiny_profile, local_reference
 def test_ray_worker_sigkill_is_retried_and_resumes(tiny_profile, local_reference, tmp_path):
     out = tmp_path / "ray-kill"
     t0 = time.time()
-    proc = subprocess.Popen(_cmd(tiny_profile, out, "--executor", "ray", "--ray-max-retries", "2"), cwd=REPO,
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_reproduce(tiny_profile, out, "--executor", "ray", "--ray-max-retries", "2")
     killed = _kill_mid_run(proc, out, "nb201__milenas__s0", signal.SIGKILL)
     _, stderr = _finish(proc)
     print(f"ray executor with a SIGKILLed worker (pid {killed}): {time.time() - t0:.1f} s")
@@ -195,8 +182,7 @@ def test_submitit_local_jobs_give_the_local_records_and_resume_after_preemption(
     resumes from its last epoch checkpoint."""
     out = tmp_path / "submitit"
     t0 = time.time()
-    proc = subprocess.Popen(_cmd(tiny_profile, out, "--executor", "slurm", "--slurm-cluster", "local"), cwd=REPO,
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_reproduce(tiny_profile, out, "--executor", "slurm", "--slurm-cluster", "local")
     signalled = _kill_mid_run(proc, out, "nb201__milenas__s0", signal.SIGUSR2)
     _, stderr = _finish(proc)
     print(f"submitit local executor with a preempted task (pid {signalled}): {time.time() - t0:.1f} s "
@@ -359,8 +345,7 @@ def test_slurm_job_array_gives_the_local_records_and_requeues_a_preempted_task(t
                                                                                tmp_path):
     out = tmp_path / "slurm"
     t0 = time.time()
-    proc = subprocess.Popen(_cmd(tiny_profile, out, "--executor", "slurm", "--slurm-time", "30"), cwd=REPO,
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_reproduce(tiny_profile, out, "--executor", "slurm", "--slurm-time", "30")
     run_id = "nb201__milenas__s0"
     ckpt, lock = out / "checkpoints" / f"{run_id}.pt", out / "locks" / f"{run_id}.lock"
     job = None
@@ -397,7 +382,7 @@ def test_slurm_dry_run_submits_nothing(tmp_path, shared_data):
 
     before = jobs()
     proc = subprocess.run([sys.executable, "-m", "harness", "reproduce", "--profile", "paper", "--out",
-                           str(tmp_path / "p"), "--executor", "slurm", "--dry-run"], cwd=REPO, env=_env(),
+                           str(tmp_path / "p"), "--executor", "slurm", "--dry-run"], cwd=REPO, env=harness_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "#SBATCH --array=0-34%35" in proc.stdout

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from harness import records
+from tests.fixtures.harness_subprocess import harness_env, reproduce_cmd
 from tests.fixtures.records_compare import read_records, strip_volatile
 from harness.errors import HarnessError
 
@@ -43,21 +44,12 @@ def tiny_profile(tmp_path) -> Path:
     return path
 
 
-def _env(**extra: str) -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env.pop("HARNESS_FAULT_NAN", None)
-    env.update(extra)
-    return env
-
-
 def _cmd(profile: Path, out: Path):
-    return [sys.executable, "-m", "harness", "reproduce", "--profile", str(profile), "--out", str(out),
-            "--workers", "1", "--device", "cpu", "--no-report"]
+    return reproduce_cmd(profile, out, "--workers", "1")
 
 
 def _run(profile: Path, out: Path, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_cmd(profile, out), cwd=REPO, env=_env(**env), capture_output=True, text=True,
+    proc = subprocess.run(_cmd(profile, out), cwd=REPO, env=harness_env(**env), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -96,7 +88,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_profile, tmp_path, s
     print(f"kill seed {seed} (set HARNESS_TEST_KILL_SEED to replay)")
 
     # 1st kill: at a random point after the first checkpoint exists (mid-run, mid-epoch or mid-write)
-    proc = subprocess.Popen(_cmd(tiny_profile, out), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_cmd(tiny_profile, out), cwd=REPO, env=harness_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     ckpts = out / "checkpoints"
     killed1 = _kill_when(proc, lambda: ckpts.is_dir() and any(ckpts.glob("*.pt")), rng, max_delay=1.5)
@@ -107,7 +99,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_profile, tmp_path, s
 
     finished_before: Dict[str, Any] = {}
     if killed1 and len([r for r in records.load_runs(out) if r["status"] == "ok"]) < len(METHODS):
-        proc = subprocess.Popen(_cmd(tiny_profile, out), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(_cmd(tiny_profile, out), cwd=REPO, env=harness_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         _kill_when(proc, one_finished, rng, max_delay=1.0)
     for path in sorted((out / "records").glob("*.json")):
@@ -148,7 +140,7 @@ def test_nan_in_one_run_is_recorded_and_the_matrix_goes_on(tiny_profile, tmp_pat
     _run(tiny_profile, out)
     assert (out / "records" / "nb201__milenas__s0.json").stat().st_mtime_ns == mtime
 
-    rep = subprocess.run([sys.executable, "-m", "harness", "report", str(out)], cwd=REPO, env=_env(),
+    rep = subprocess.run([sys.executable, "-m", "harness", "report", str(out)], cwd=REPO, env=harness_env(),
                          capture_output=True, text=True, timeout=300)
     assert rep.returncode == 0, rep.stderr[-3000:]
     md = (out / "report" / "report.md").read_text()

@@ -26,8 +26,6 @@ import copy
 from pathlib import Path
 from typing import Any, Dict, Union
 
-import yaml
-
 from harness.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
@@ -56,18 +54,9 @@ MEASURE_DEFAULTS: Dict[str, Any] = {
 
 
 def list_profiles():
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    from harness.config import list_yaml_names
 
-
-def _read(path: Path) -> Dict[str, Any]:
-    try:
-        with open(path) as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the hypergrad profile ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+    return list_yaml_names(PROFILE_DIR)
 
 
 def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
@@ -135,16 +124,10 @@ def validate_measure(m: Dict[str, Any]) -> None:
 
 def load_profile(name_or_path: Union[str, Path]) -> Dict[str, Any]:
     """A validated hypergrad profile (``measure`` filled with defaults).  Bad input: ``ConfigError``."""
-    from harness.config import SCALES
+    from harness.config import SCALES, locate_named_yaml, read_named_yaml
 
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = PROFILE_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise ConfigError(f"unknown hypergrad profile {str(name_or_path)!r}; known: {', '.join(list_profiles())} "
-                              "(or give the path of a hypergrad profile YAML file)")
-    prof = _read(path)
-    prof.setdefault("name", path.stem)
+    path = locate_named_yaml(name_or_path, PROFILE_DIR, what="hypergrad profile")
+    prof = read_named_yaml(path, PROFILE_DIR, what="hypergrad profile")
     unknown = set(prof) - TOP_KEYS
     if unknown:
         raise ConfigError(f"hypergrad profile {prof['name']}: unknown key(s) {sorted(unknown)}; "

@@ -16,7 +16,7 @@ Supernet contract (an ``nn.Module``; see ``Supernet`` below):
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -29,11 +29,57 @@ def count_parameters_millions(model: nn.Module) -> float:
     return sum(p.numel() for name, p in model.named_parameters() if "auxiliary" not in name) / 1e6
 
 
+def chain_sum(terms: List[torch.Tensor]) -> torch.Tensor:
+    """``sum(terms)`` without Python's leading ``0 +`` (an extra full-size add that changes no value)."""
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
+def hard_gumbel_softmax(alpha: torch.Tensor, tau: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """GDAS sampler (xautodl ``get_gumbel_prob`` / ``TinyNetworkGDAS.forward``): row-wise hard Gumbel-softmax,
+    straight-through.  Returns ``hardwts`` (value one-hot, gradient of the soft sample
+    softmax((log_softmax(α) + g) / τ)) and the sampled index of every row, shape (rows, 1), on the device.
+
+    Same draws, in the same order, as xautodl (torch global RNG).  xautodl redraws while a Gumbel value or a
+    probability is inf/NaN, a host sync per draw; here the guard is on the device: the Exp(1) draw is clamped
+    to [smallest positive float, largest float] before the log (a draw of 0 or inf is the only way to an
+    infinite Gumbel value).  Bit-identical whenever xautodl keeps its first draw; a non-finite α (a diverged
+    run) gives a non-finite loss instead of an endless redraw loop.
+    """
+    u = torch.empty_like(alpha).exponential_()
+    info = torch.finfo(u.dtype)
+    gumbels = -u.clamp(info.tiny, info.max).log()
+    logits = (alpha.log_softmax(dim=-1) + gumbels) / tau
+    probs = torch.softmax(logits, dim=-1)
+    index = probs.max(-1, keepdim=True)[1]
+    one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+    hardwts = one_h - probs.detach() + probs
+    return hardwts, index
+
+
 class Supernet(nn.Module):
     """Base class of the search supernets of every space."""
 
     mode: str = "softmax"
     tau: float = 1.0
+    #: layout of conv weights and inputs (``set_memory_format``); None: PyTorch's default (contiguous)
+    memory_format: Optional[torch.memory_format] = None
+
+    def set_memory_format(self, memory_format: torch.memory_format) -> "Supernet":
+        """Store every 4-D tensor (conv weights) in ``memory_format`` and feed inputs in it (``as_input``).
+
+        ``torch.channels_last`` (NHWC) is the fast layout for convolutions, pools and batch norms on CPU
+        (oneDNN) and GPU (cuDNN); the values are those of the default layout up to float rounding.
+        """
+        self.to(memory_format=memory_format)
+        self.memory_format = memory_format
+        return self
+
+    def as_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The input batch in the supernet's memory format (unchanged without one)."""
+        return x if self.memory_format is None else x.contiguous(memory_format=self.memory_format)
 
     def weights(self) -> List[nn.Parameter]:
         alpha_ids = {id(a) for a in self.alphas()}

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import ConfigError
-from harness.spaces.base import Supernet
+from harness.spaces.base import Supernet, chain_sum, hard_gumbel_softmax
 from harness.spaces.darts.genotype import Genotype, derive_cell
 from harness.spaces.darts.ops import OPS, PRIMITIVES, FactorizedReduce, GDASReductionCell, ReLUConvBN
 
@@ -29,32 +29,10 @@ GUMBEL_SCOPES = ("network", "cell")
 
 
 def gumbel_hard_sample(alpha: torch.Tensor, tau: float) -> Tuple[torch.Tensor, List[int]]:
-    """GDAS sampler (xautodl ``get_gumbel_prob``): row-wise hard Gumbel-softmax, straight-through.
-
-    Returns ``hardwts`` (value one-hot, gradient of the soft sample
-    softmax((log_softmax(α) + g) / τ)) and the sampled index of every row.  xautodl redraws while any
-    Gumbel value or probability is inf/NaN (a host sync per draw); here a device-side guard clamps the Exp(1)
-    draw to [smallest positive float, largest float] before the log instead: bit-identical whenever xautodl
-    keeps its first draw, and a non-finite α gives a non-finite loss rather than an endless loop.  The one
-    host transfer is the index list (which op each edge runs).
-    """
-    u = torch.empty_like(alpha).exponential_()
-    info = torch.finfo(u.dtype)
-    gumbels = -u.clamp(info.tiny, info.max).log()
-    logits = (alpha.log_softmax(dim=-1) + gumbels) / tau
-    probs = F.softmax(logits, dim=-1)
-    index = probs.max(-1, keepdim=True)[1]
-    one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
-    hardwts = one_h - probs.detach() + probs
+    """GDAS sampler (``harness.spaces.base.hard_gumbel_softmax``) with the sampled index of every row as a host
+    list: the one host transfer of a sampled forward (which op each edge runs)."""
+    hardwts, index = hard_gumbel_softmax(alpha, tau)
     return hardwts, index.view(-1).tolist()
-
-
-def _chain_sum(terms: List[torch.Tensor]) -> torch.Tensor:
-    """``sum(terms)`` without Python's leading ``0 +`` (an extra full-size add that changes no value)."""
-    out = terms[0]
-    for t in terms[1:]:
-        out = out + t
-    return out
 
 
 class MixedOp(nn.Module):
@@ -107,7 +85,7 @@ class SearchCell(nn.Module):
         offset = 0
         rows = weights.unbind(0)
         for _ in range(self._steps):
-            s = _chain_sum([self._ops[offset + j](h, rows[offset + j], None if indices is None else indices[offset + j])
+            s = chain_sum([self._ops[offset + j](h, rows[offset + j], None if indices is None else indices[offset + j])
                             for j, h in enumerate(states)])
             offset += len(states)
             states.append(s)
@@ -162,8 +140,6 @@ class DartsSupernet(Supernet):
             self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(k, len(PRIMITIVES)))
         #: sampled op indices of every cell in the last gumbel forward (None for FRC cells), for inspection
         self.last_indices: List[Optional[List[int]]] = []
-        #: layout of conv weights and inputs (``set_memory_format``); None: PyTorch's default (contiguous)
-        self.memory_format: Optional[torch.memory_format] = None
 
     # ---- α ---------------------------------------------------------------------------------
     def alphas(self) -> List[nn.Parameter]:
@@ -177,16 +153,8 @@ class DartsSupernet(Supernet):
         return self.alphas_reduce if cell.reduction else self.alphas_normal
 
     # ---- forward ---------------------------------------------------------------------------
-    def set_memory_format(self, memory_format: torch.memory_format) -> "DartsSupernet":
-        """Store conv weights in ``memory_format`` and feed inputs in it (``torch.channels_last``: NHWC, the
-        fast oneDNN/cuDNN layout; same values as the default layout up to float rounding)."""
-        self.to(memory_format=memory_format)
-        self.memory_format = memory_format
-        return self
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.memory_format is not None:
-            x = x.contiguous(memory_format=self.memory_format)
+        x = self.as_input(x)
         s0 = s1 = self.stem(x)
         self.last_indices = []
         if self.mode == "softmax":

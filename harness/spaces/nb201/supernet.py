@@ -29,19 +29,11 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from harness.spaces.base import Supernet
+from harness.spaces.base import Supernet, chain_sum, hard_gumbel_softmax
 from harness.spaces.nb201.arch import NB201Arch
 from harness.spaces.nb201.ops import NB201_OPS, ResNetBasicblock, make_op
 
 GDAS_EDGE_FORMS = ("xautodl", "sampled_only")
-
-
-def _chain_sum(terms: List[torch.Tensor]) -> torch.Tensor:
-    """``sum(terms)`` without Python's leading ``0 +`` (an extra full-size add that changes no value)."""
-    out = terms[0]
-    for t in terms[1:]:
-        out = out + t
-    return out
 
 
 class NB201SearchCell(nn.Module):
@@ -90,7 +82,7 @@ class NB201SearchCell(nn.Module):
                     term = ops[k](nodes[j]) * weights[k]
                     out = term if out is None else out + term
                 inter.append(out if out is not None else nodes[j].mul(0.0))
-            nodes.append(_chain_sum(inter))
+            nodes.append(chain_sum(inter))
         return nodes[-1]
 
     def forward_gdas(self, x: torch.Tensor, hardwts: torch.Tensor, index: List[int],
@@ -153,8 +145,6 @@ class NB201Supernet(Supernet):
         self.classifier = nn.Linear(C_prev, self.num_classes)
         self.arch_parameters = nn.Parameter(1e-3 * torch.randn(len(edge2index), len(NB201_OPS)))
         self.last_sample: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-        #: layout of conv weights and inputs (``set_memory_format``); None: PyTorch's default (contiguous)
-        self.memory_format: Optional[torch.memory_format] = None
 
     # -- contract ----------------------------------------------------------------------------
     def alphas(self) -> List[nn.Parameter]:
@@ -178,40 +168,13 @@ class NB201Supernet(Supernet):
 
     # -- GDAS sampling -----------------------------------------------------------------------
     def sample_gumbel(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One hard straight-through Gumbel-softmax sample (hardwts (E, K), index (E, 1)).
-
-        Same draws, in the same order, as xautodl ``TinyNetworkGDAS.forward`` (torch global RNG).  xautodl
-        redraws while a Gumbel value or a probability is inf/NaN, a host sync per forward; here the guard is
-        on the device: the Exp(1) draw is clamped to [smallest positive float, largest float] before the log
-        (a draw of 0 or inf is the only way to an infinite Gumbel value).  Whenever xautodl keeps its first
-        draw (all but float-resolution edge cases) the sample is bit-identical; a non-finite α (a diverged
-        run) gives a non-finite loss instead of an endless redraw loop.
-        """
-        alpha = self.arch_parameters
-        u = torch.empty_like(alpha).exponential_()
-        info = torch.finfo(u.dtype)
-        gumbels = -u.clamp(info.tiny, info.max).log()
-        logits = (alpha.log_softmax(dim=1) + gumbels) / self.tau
-        probs = torch.softmax(logits, dim=1)
-        index = probs.max(-1, keepdim=True)[1]
-        one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
-        hardwts = one_h - probs.detach() + probs
-        return hardwts, index
+        """One hard straight-through Gumbel-softmax sample (hardwts (E, K), index (E, 1)) of α
+        (``harness.spaces.base.hard_gumbel_softmax``: xautodl's draws, device-side inf guard)."""
+        return hard_gumbel_softmax(self.arch_parameters, self.tau)
 
     # -- forward -----------------------------------------------------------------------------
-    def set_memory_format(self, memory_format: torch.memory_format) -> "NB201Supernet":
-        """Store every 4-D tensor (conv weights) in ``memory_format`` and feed inputs in it (``forward``).
-
-        ``torch.channels_last`` is the fast layout for these convolutions, pools and batch norms on CPU (oneDNN)
-        and GPU (cuDNN); the values are those of the default layout up to float rounding.
-        """
-        self.to(memory_format=memory_format)
-        self.memory_format = memory_format
-        return self
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.memory_format is not None:
-            x = x.contiguous(memory_format=self.memory_format)
+        x = self.as_input(x)
         if self.mode == "softmax":
             alphas = torch.softmax(self.arch_parameters, dim=-1)
             hardwts = None
