@@ -1,4 +1,5 @@
-"""DARTS, first and second order (Liu et al., ICLR 2019; quark0/darts cnn/architect.py, spec §2).
+"""DARTS, first and second order (Liu et al., ICLR 2019; quark0/darts cnn/architect.py;
+docs/methods/darts-1st.md, docs/methods/darts-2nd.md).
 
 First order: g_α = ∇α L_val(w, α).
 Second order (unrolled): g_α = ∇α L_val(w', α) − ξ·(∇α L_tr(w⁺, α) − ∇α L_tr(w⁻, α)) / 2R with the
@@ -7,17 +8,54 @@ clipping, no Nesterov), ξ = current weight lr, w± = w ± R·∇w' L_val(w', α
 The whole second-order α step (virtual step, unrolled pass, finite differences) runs in FP32 whatever
 ``speed.autocast`` says (``amp=False``): the perturbation R·v is far below bfloat16's resolution.  The
 unrolled model is the same module called with w' (``functional_call``), never a copy of the supernet.
+
+``unrolled_form`` (which reference's Architect computes the unrolled gradient):
+``quark0``            as above (quark0/darts cnn/architect.py: α is not among ``model.parameters()``);
+``milenas_architect`` chaoyanghe/MiLeNAS search_algorithm/architect.py, where α is an ``nn.Parameter`` of the
+    model and the weight optimizer holds only w: ``_compute_unrolled_model`` concatenates *all* parameters, so the
+    momentum lookup fails for α and the ``except`` makes the momentum term zero for every parameter; α is stepped
+    too, α' = α − ξ(∇α L_tr + λ_w·α); g_α = ∇α' L_val(w', α') − ξ·(∇α L_tr(w⁺, α⁺) − ∇α L_tr(w⁻, α⁻)) / 2R with
+    (w, α)± = (w, α) ± R·v, v = ∇(w', α') L_val, R = 0.01/‖v‖₂ (α's part inside ‖v‖).
 """
+
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch.func import functional_call
 
 from harness.methods import BASE_OPTIONS, Batch, Option, SearchMethod
 from harness.registry import register_method
+
+
+def virtual_step_weights(
+    weights: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    momentum_buffers: Sequence[Optional[Tensor]],
+    xi: float,
+    momentum: float,
+    weight_decay: float,
+) -> List[Tensor]:
+    """w' = w − ξ(μ·b + g + λ_w·w), detached: the next SGD-momentum update without clipping or Nesterov
+    (quark0/darts cnn/architect.py _compute_unrolled_model); a weight without buffer b has no momentum term."""
+    out = []
+    for w, g, buf in zip(weights, grads, momentum_buffers):
+        step = g + weight_decay * w.detach()
+        if buf is not None:
+            step = step + momentum * buf
+        out.append((w.detach() - xi * step).detach())
+    return out
+
+
+UNROLLED_FORMS = ("quark0", "milenas_architect")
+UNROLLED_FORM_DOC = (
+    "quark0: virtual step of w only, with momentum (quark0/darts cnn/architect.py); "
+    "milenas_architect: chaoyanghe/MiLeNAS architect.py, α a model parameter: no momentum, α stepped "
+    "in the virtual step and perturbed in the finite differences, inside ‖v‖"
+)
 
 
 @register_method("darts-1st")
@@ -35,6 +73,11 @@ class DartsFirstOrder(SearchMethod):
         self.apply_alpha_grad(grads)
         return self.batch_stats("val", loss, logits, y_val)
 
+    @classmethod
+    def alpha_directions(cls, probe, method_cfg):
+        """∇α L_val(w, α) (DARTS eq. 7 with ξ = 0), for measurements (``SearchMethod.alpha_directions``)."""
+        return {"": probe.grad_alpha("val")}
+
 
 @register_method("darts-2nd")
 class DartsSecondOrder(SearchMethod):
@@ -44,9 +87,19 @@ class DartsSecondOrder(SearchMethod):
     color = "#17becf"
     display_rank = 30
     reference = "quark0/darts cnn/architect.py (unrolled=True); xautodl DARTS-V2.py on NB201"
-    options = {**BASE_OPTIONS,
-               "fd_radius": Option("finite-difference radius r in R = r/‖v‖ (quark0: 0.01)", float, minimum=0,
-                                   exclusive=True)}
+    finite_differences = True
+    options = {
+        **BASE_OPTIONS,
+        "fd_radius": Option("finite-difference radius r in R = r/‖v‖ (quark0: 0.01)", float, minimum=0, exclusive=True),
+        "unrolled_form": Option(
+            UNROLLED_FORM_DOC,
+            str,
+            choices=UNROLLED_FORMS,
+            default="quark0",
+            deviation="unrolled α-gradient as chaoyanghe/MiLeNAS architect.py (no momentum, "
+            "α stepped and perturbed too) instead of quark0/darts architect.py",
+        ),
+    }
 
     def __init__(self, supernet, cfg, epochs, steps_per_epoch, speed=None):
         super().__init__(supernet, cfg, epochs, steps_per_epoch, speed=speed)
@@ -63,52 +116,99 @@ class DartsSecondOrder(SearchMethod):
         self.apply_alpha_grad(grads)
         return self.batch_stats("val", loss, logits, val_batch[1])
 
-    def virtual_step(self, x_tr: torch.Tensor, y_tr: torch.Tensor, xi: float) -> List[torch.Tensor]:
-        """w' = w − ξ(μ·b + ∇w L_tr + λ_w·w): the next SGD-momentum update without clipping."""
-        loss_tr, _ = self.loss(x_tr, y_tr, amp=False)
-        g = torch.autograd.grad(loss_tr, self.weights)
-        mu, wd = float(self.cfg["momentum"]), float(self.cfg["w_wd"])
-        unrolled = []
-        for p, gp in zip(self.weights, g):
-            buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
-            step = gp + wd * p.detach()
-            if buf is not None:
-                step = step + mu * buf
-            unrolled.append((p.detach() - xi * step).requires_grad_(True))
-        return unrolled
+    @property
+    def unrolled_form(self) -> str:
+        return str(self.cfg.get("unrolled_form", self.options["unrolled_form"].default))
 
-    def unrolled_alpha_grad(self, train_batch: Batch, val_batch: Batch
-                            ) -> Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def virtual_step(self, x_tr: torch.Tensor, y_tr: torch.Tensor, xi: float) -> List[torch.Tensor]:
+        """The unrolled parameters, leaves requiring grad: ``quark0`` w' = w − ξ(μ·b + ∇w L_tr + λ_w·w), the next
+        SGD-momentum update without clipping; ``milenas_architect`` (w', α') = (w, α) − ξ(∇ L_tr + λ_w·(w, α))."""
+        params = self.weights + (self.alphas if self.unrolled_form == "milenas_architect" else [])
+        loss_tr, _ = self.loss(x_tr, y_tr, amp=False)
+        g = torch.autograd.grad(loss_tr, params)
+        if self.unrolled_form == "milenas_architect":  # the momentum lookup fails for α: no momentum at all
+            buffers: List[Optional[torch.Tensor]] = [None] * len(params)
+        else:
+            buffers = [self.w_opt.state.get(p, {}).get("momentum_buffer") for p in params]
+        unrolled = virtual_step_weights(params, g, buffers, xi, float(self.cfg["momentum"]), float(self.cfg["w_wd"]))
+        return [w.requires_grad_(True) for w in unrolled]
+
+    def unrolled_alpha_grad(
+        self, train_batch: Batch, val_batch: Batch
+    ) -> Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor]:
         (x_tr, y_tr), (x_val, y_val) = train_batch, val_batch
         xi = self.lr
-        w_prime = self.virtual_step(x_tr, y_tr, xi)
+        unrolled = self.virtual_step(x_tr, y_tr, xi)
+        w_prime, alphas_used = unrolled[: len(self.weights)], unrolled[len(self.weights) :] or list(self.alphas)
         # The unrolled model: same module, weights replaced by w', BN buffers copied (the real
         # model's running statistics are not touched, as with quark0's fresh model copy).
         tensors = {n: t for n, t in zip(self._weight_names, w_prime)}
-        tensors.update({n: a for n, a in zip(self._alpha_names, self.alphas)})
+        tensors.update({n: a for n, a in zip(self._alpha_names, alphas_used)})
         tensors.update({n: b.clone() for n, b in self.net.named_buffers()})
         with self.autocast(False):  # FP32 whatever speed.autocast: the unrolled pass feeds the finite differences
             logits = functional_call(self.net, tensors, (x_val,))
             loss_val = F.cross_entropy(logits, y_val)
-        grads = torch.autograd.grad(loss_val, self.alphas + w_prime)
-        d_alpha, v = grads[:len(self.alphas)], grads[len(self.alphas):]
-        hessian = self.hessian_vector_product(v, x_tr, y_tr)
+        grads = torch.autograd.grad(loss_val, alphas_used + w_prime)
+        d_alpha, v_w = list(grads[: len(self.alphas)]), list(grads[len(self.alphas) :])
+        if self.unrolled_form == "milenas_architect":  # v covers (w', α'); α is perturbed too
+            hessian = self.hessian_vector_product(v_w + d_alpha, x_tr, y_tr, self.weights + self.alphas)
+        else:
+            hessian = self.hessian_vector_product(v_w, x_tr, y_tr)
         return [da - xi * h for da, h in zip(d_alpha, hessian)], loss_val, logits
 
-    def hessian_vector_product(self, v, x_tr, y_tr) -> List[torch.Tensor]:
-        """(∇α L_tr(w + R v) − ∇α L_tr(w − R v)) / 2R at the current w, R = r/‖v‖ (r = 0.01)."""
+    def hessian_vector_product(
+        self,
+        v: Sequence[torch.Tensor],
+        x_tr: torch.Tensor,
+        y_tr: torch.Tensor,
+        params: Optional[List[torch.Tensor]] = None,
+    ) -> List[torch.Tensor]:
+        """(∇α L_tr(p + R v) − ∇α L_tr(p − R v)) / 2R at the current parameters ``params`` (default: the weights),
+        R = r/‖v‖ (r = 0.01)."""
+        params = self.weights if params is None else params
         r = float(self.cfg.get("fd_radius", 0.01))
         R = r / torch.cat([t.reshape(-1) for t in v]).norm()
-        original = [p.detach().clone() for p in self.weights]
+        original = [p.detach().clone() for p in params]
         with torch.no_grad():
-            for p, w, t in zip(self.weights, original, v):
+            for p, w, t in zip(params, original, v):
                 p.copy_(w + R * t)
         g_pos, _, _ = self.alpha_grad(x_tr, y_tr, amp=False)
         with torch.no_grad():
-            for p, w, t in zip(self.weights, original, v):
+            for p, w, t in zip(params, original, v):
                 p.copy_(w - R * t)
         g_neg, _, _ = self.alpha_grad(x_tr, y_tr, amp=False)
-        with torch.no_grad():  # restore w exactly (quark0 adds R·v back, which can drift by rounding)
-            for p, w in zip(self.weights, original):
+        with torch.no_grad():  # restore exactly (quark0 adds R·v back, which can drift by rounding)
+            for p, w in zip(params, original):
                 p.copy_(w)
         return [(gp - gn) / (2 * R) for gp, gn in zip(g_pos, g_neg)]
+
+    @classmethod
+    def alpha_directions(cls, probe, method_cfg):
+        """The unrolled α-gradient at the probe's point (DARTS eq. 7–8; ``unrolled_alpha_grad`` and
+        ``hessian_vector_product`` above, ``unrolled_form: quark0``): ∇α L_val(w′) − ξ·∇²_{αw} L_tr(w)·v,
+        v = ∇w′ L_val(w′), w′ = ``virtual_step_weights``, ξ = η_w.  ``""``: with the central difference at radius
+        R = r/‖v‖; ``"exact"``: the same formula with the exact product; ``hvp`` / ``hvp-exact``: the two products.
+        None for ``unrolled_form: milenas_architect`` (not measured)."""
+        if method_cfg.get("unrolled_form", "quark0") != "quark0":
+            return None
+        xi = float(probe.xi)
+        w_prime = virtual_step_weights(
+            probe.weights,
+            probe.grad_weights("train"),
+            probe.momentum_buffers,
+            xi,
+            float(probe.momentum),
+            float(probe.weight_decay),
+        )
+        direct, v = probe.grads("val", w_prime)
+        R = float(method_cfg.get("fd_radius", 0.01)) / torch.cat([t.reshape(-1) for t in v]).norm()
+        g_pos = probe.grad_alpha("train", [w.detach() + R * t for w, t in zip(probe.weights, v)])
+        g_neg = probe.grad_alpha("train", [w.detach() - R * t for w, t in zip(probe.weights, v)])
+        fd = [(gp - gn) / (2 * R) for gp, gn in zip(g_pos, g_neg)]
+        exact = probe.mixed_hvp("train", v)
+        return {
+            "": [d - xi * h for d, h in zip(direct, fd)],
+            "exact": [d - xi * h for d, h in zip(direct, exact)],
+            "hvp": fd,
+            "hvp-exact": exact,
+        }

@@ -3,6 +3,7 @@
 Bad input (unknown method/space/profile, invalid config, missing or corrupt data, malformed arch
 or genotype text, unwritable output) ends with one ``error: …`` line and exit status 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,19 +18,31 @@ EXIT_INCOMPLETE = 3  # reproduce/search/evaluate: runs of the matrix are still r
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None,
-                   help="data folder (default: $HARNESS_DATA, else ./data); see README 'Data'")
+    p.add_argument(
+        "--data-dir", default=None, help="data folder (default: $HARNESS_DATA, else ./data); see README 'Data'"
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a resolved config value, e.g. --set optim.w_lr=0.05 --set method_cfg.lam=0.1")
-    p.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision if missing (online only)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a resolved config value, e.g. --set optim.w_lr=0.05 --set method_cfg.lam=0.1",
+    )
+    p.add_argument(
+        "--download", action="store_true", help="download CIFAR-10 with torchvision if missing (online only)"
+    )
 
 
 def _add_compile(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the supernet forward (= --set speed.compile=true; softmax-mode methods): the "
-                        "warm-up is recorded as compile_seconds apart from search_seconds and cached by inductor "
-                        "across runs of the same shapes ($TORCHINDUCTOR_CACHE_DIR, default /tmp/torchinductor_$USER)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the supernet forward (= --set speed.compile=true; softmax-mode methods): the "
+        "warm-up is recorded as compile_seconds apart from search_seconds and cached by inductor "
+        "across runs of the same shapes ($TORCHINDUCTOR_CACHE_DIR, default /tmp/torchinductor_$USER)",
+    )
 
 
 def _overrides(args) -> dict:
@@ -43,45 +56,17 @@ def _overrides(args) -> dict:
 
 
 def _add_executor(p: argparse.ArgumentParser) -> None:
-    """Where runs execute (harness.executors); ray/slurm need `pip install -e .[cluster]`."""
-    g = p.add_argument_group("executor (local | ray | slurm; README 'Running on many GPUs, Ray, Slurm')")
-    g.add_argument("--executor", default="local",
-                   help="local (this machine: in-process or a process pool), ray (a Ray task per run), "
-                        "slurm (a Slurm job array through submitit)")
-    g.add_argument("--threads", default=None,
-                   help="torch threads per run; ray/slurm: also its CPUs (default 1); local: default all cores "
-                        "in-process, cores/workers in the pool")
-    g.add_argument("--ray-address", default=None,
-                   help="ray: join this cluster (e.g. auto, or ray://HOST:10001); default: start a local one")
-    g.add_argument("--ray-max-retries", default=None, help="ray: retries of a run whose worker died (default 3)")
-    g.add_argument("--gpus-per-task", default=None,
-                   help="ray/slurm: GPUs per run (default 1 when CUDA is used; 0 with --device cpu)")
-    g.add_argument("--slurm-partition", default=None)
-    g.add_argument("--slurm-time", default=None,
-                   help="slurm: time limit per task, minutes or [D-]HH:MM[:SS] (default: the profile's "
-                        "resources.slurm.time, else 4:00:00); a task that hits it is requeued and resumes")
-    g.add_argument("--slurm-cpus-per-task", default=None, help="slurm: CPUs per task (default --threads)")
-    g.add_argument("--slurm-mem-gb", default=None, help="slurm: memory per task in GB")
-    g.add_argument("--slurm-array-parallelism", default=None, help="slurm: tasks running at once (default all)")
-    g.add_argument("--slurm-account", default=None)
-    g.add_argument("--slurm-qos", default=None)
-    g.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="slurm: any other sbatch option, e.g. --slurm-param constraint=a100")
-    g.add_argument("--slurm-setup", action="append", default=[], metavar="CMD",
-                   help="slurm: shell line run before each task, e.g. 'module load cuda'")
-    g.add_argument("--slurm-max-requeue", default=None, help="slurm: requeues per task on timeout/preemption (default 20)")
-    g.add_argument("--slurm-folder", type=Path, default=None, help="slurm: job files and logs (default OUT/slurm)")
-    g.add_argument("--slurm-cluster", default="slurm",
-                   help="slurm: 'slurm' (sbatch), or 'local': the same pickled jobs as subprocesses here (submitit)")
-    g.add_argument("--no-wait", action="store_true", help="slurm: submit and return (then: python -m harness report OUT)")
-    g.add_argument("--dry-run", action="store_true",
-                   help="slurm: print the job array plan (tasks, resources, commands) and submit nothing")
-    g.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    """Where runs execute: each executor declares its own options (harness.executors)."""
+    from harness.executors import add_executor_arguments
+
+    add_executor_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m harness",
-                                 description="Reproduction harness for gradient-based NAS (MiLeNAS, DARTS, GDAS, single-level).")
+    ap = argparse.ArgumentParser(
+        prog="python -m harness",
+        description="Reproduction harness for gradient-based NAS (MiLeNAS, DARTS, GDAS, single-level).",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("search", help="one search run")
@@ -89,8 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="smoke", help="profile name or YAML path (default smoke)")
-    p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
-                   help="method variant option, e.g. --variant lam=0.1 (recorded in the run id and label)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method variant option, e.g. --variant lam=0.1 (recorded in the run id and label)",
+    )
     p.add_argument("--out", required=True, type=Path)
     _add_common(p)
     _add_compile(p)
@@ -100,9 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--spaces", nargs="*", default=None, help="only these spaces")
     p.add_argument("--methods", nargs="*", default=None, help="only these methods")
-    p.add_argument("--workers", default=os.environ.get("HARNESS_WORKERS", "auto"),
-                   help="parallel worker processes on CPU, 1 thread each (auto = number of cores; 1 = in-process, "
-                        "all threads); default $HARNESS_WORKERS or auto")
+    p.add_argument(
+        "--workers",
+        default=os.environ.get("HARNESS_WORKERS", "auto"),
+        help="parallel worker processes on CPU, 1 thread each (auto = number of cores; 1 = in-process, "
+        "all threads); default $HARNESS_WORKERS or auto",
+    )
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--no-report", action="store_true")
     _add_common(p)
@@ -113,12 +106,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="paper")
     p.add_argument("--spaces", nargs="*", default=None, help="only these spaces")
     p.add_argument("--methods", nargs="*", default=None, help="only these methods")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a resolved config value, as for reproduce")
-    p.add_argument("--from-runs", action="append", default=[], metavar="DIR",
-                   help="run folders whose records give measured seconds per iteration (default: runs/*/ with records)")
-    p.add_argument("--no-calibration", action="store_true",
-                   help="ignore the shipped table data/calibration/seconds_per_iteration.json")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a resolved config value, as for reproduce",
+    )
+    p.add_argument(
+        "--from-runs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="run folders whose records give measured seconds per iteration (default: runs/*/ with records)",
+    )
+    p.add_argument(
+        "--calibration",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a calibration file written by `python -m harness calibrate` on a device (repeatable)",
+    )
+    p.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="ignore the shipped table data/calibration/seconds_per_iteration.json",
+    )
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="build the report from existing runs")
@@ -143,14 +157,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="train a DARTS-space evaluation network from scratch (profile-scaled recipe)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--genotype", help="Genotype(...) text or a zoo name such as DARTS_V2")
-    g.add_argument("--from-runs", type=Path, default=None,
-                   help="select the genotype from search runs by the paper's protocol (best search-val accuracy)")
+    g.add_argument(
+        "--from-runs",
+        type=Path,
+        default=None,
+        help="select the genotype from search runs by the paper's protocol (best search-val accuracy)",
+    )
     p.add_argument("--method", default=None, help="with --from-runs: the search method whose runs to select from")
-    p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
-                   help="with --from-runs: the method variant to select from (default: no variant, e.g. MiLeNAS "
-                        "at λ = 1; --variant lam=0.1 selects the λ = 0.1 runs)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --from-runs: the method variant to select from (default: no variant, e.g. MiLeNAS "
+        "at λ = 1; --variant lam=0.1 selects the λ = 0.1 runs)",
+    )
     p.add_argument("--run-id", default=None, help="with --from-runs: evaluate the cell of exactly this search run")
-    p.add_argument("--space", default="darts", help="search space of the cell (default darts)")
+    p.add_argument(
+        "--space",
+        default=None,
+        help="search space of the cell (default: the first space whose cells are trained to be judged)",
+    )
     p.add_argument("--profile", default="smoke")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path)
@@ -160,34 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("regress", help="check runs against a regression baseline (accuracy envelopes, relative cost)")
     p.add_argument("runs", type=Path)
     p.add_argument("--baseline", required=True, type=Path)
-    p.add_argument("--update", action="store_true",
-                   help="record RUNS as the new baseline (on purpose) instead of checking")
+    p.add_argument(
+        "--update", action="store_true", help="record RUNS as the new baseline (on purpose) instead of checking"
+    )
 
-    from harness.hypergrad.cli import add_parser as _hg  # issue 12: hypergradient error along a search
-    _hg(sub)
+    from harness.calibrate import add_parser as add_calibrate
+    from harness.doctor import add_parser as add_doctor
+    from harness.hypergrad.cli import add_parser as add_hypergrad
+
+    add_hypergrad(sub)
+    add_calibrate(sub)
+    add_doctor(sub)
 
     sub.add_parser("list", help="registered methods, spaces and profiles")
     return ap
-
-
-def _workers(value: str, device: str) -> int:
-    if value == "auto":
-        import torch
-
-        if device != "cpu" and torch.cuda.is_available():
-            return 1
-        return max(1, os.cpu_count() or 1)
-    try:
-        n = int(value)
-    except ValueError:
-        from harness.errors import ConfigError
-
-        raise ConfigError(f"--workers must be 'auto' or a positive integer, not {value!r}")
-    if n < 1:
-        from harness.errors import ConfigError
-
-        raise ConfigError(f"--workers must be a positive integer, not {n}")
-    return n
 
 
 def cmd_search(args) -> int:
@@ -204,8 +217,10 @@ def cmd_search(args) -> int:
     _prepare_data(args)
     check_output_dir(args.out)
     if not plan([cfg], args.out):
-        print(f"run already finished: {args.out}/records/{C.run_id(args.space, args.method, variant, args.seed)}.json",
-              file=sys.stderr)
+        print(
+            f"run already finished: {args.out}/records/{C.run_id(args.space, args.method, variant, args.seed)}.json",
+            file=sys.stderr,
+        )
         return 0
     rec = SearchRun(cfg, args.out, _data_root(args), pick_device(args.device), ProgressPrinter(1)).run()
     if rec["status"] == RUNNING_ELSEWHERE:
@@ -217,13 +232,23 @@ def cmd_search(args) -> int:
 
 def _print_summary(rec) -> None:
     prov = rec["provenance"]
-    line = {"run_id": rec["run_id"], "status": rec["status"], "scale": rec["scale"], "seed": rec["seed"],
-            "dataset": prov.get("dataset"), "split": prov.get("split"), "device": prov.get("device"),
-            "commit": prov.get("commit")}
+    line = {
+        "run_id": rec["run_id"],
+        "status": rec["status"],
+        "scale": rec["scale"],
+        "seed": rec["seed"],
+        "dataset": prov.get("dataset"),
+        "split": prov.get("split"),
+        "device": prov.get("device"),
+        "commit": prov.get("commit"),
+    }
     if rec["final"]:
-        line.update(arch=rec["final"]["arch"], search_val_acc_pct=round(rec["final"]["val_acc"], 2),
-                    search_seconds=round(rec["final"]["search_seconds"], 2),
-                    seconds_per_iteration=round(rec["final"]["seconds_per_iteration"], 4))
+        line.update(
+            arch=rec["final"]["arch"],
+            search_val_acc_pct=round(rec["final"]["val_acc"], 2),
+            search_seconds=round(rec["final"]["search_seconds"], 2),
+            seconds_per_iteration=round(rec["final"]["seconds_per_iteration"], 4),
+        )
         bench = (rec["final"].get("arch_info") or {}).get("benchmark")
         if bench:
             line["cifar10_test_200ep_pct"] = bench.get("cifar10_test_200ep")
@@ -255,24 +280,37 @@ def cmd_reproduce(args) -> int:
         get_method(name)  # an unknown name: one error line listing the known ones
     for name in args.spaces or []:
         get_space(name)
-    configs = C.expand_profile(profile, spaces=args.spaces, methods=args.methods,
-                               overrides=_overrides(args))
+    configs = C.expand_profile(profile, spaces=args.spaces, methods=args.methods, overrides=_overrides(args))
     if not configs:
         from harness.errors import ConfigError
 
         raise ConfigError("no runs selected (check --spaces / --methods against the profile)")
-    workers = _workers(args.workers, args.device)
-    options = _executor_options(args, profile)  # unknown executor, missing package, bad flag: one error line
+    from harness.executors import executor_options
+    from harness.executors.local import resolve_workers
+
+    workers = resolve_workers(args.workers, args.device)
+    options = executor_options(args, profile)  # unknown executor, missing package, bad flag: one error line
     _prepare_data(args)  # bad data fails before anything is created in the output folder
     check_output_dir(args.out)
-    if not args.dry_run:
+    dry_run = bool(options.get("dry_run"))
+    if not dry_run:
         _write_matrix_manifest(args, profile, configs)
     where = f"{workers} worker(s)" if args.executor == "local" else f"executor {args.executor}"
-    print(f"profile {profile['name']} (scale {profile['scale']}): {len(configs)} runs -> {args.out} "
-          f"({where})", file=sys.stderr)
-    results = run_matrix(configs, args.out, _data_root(args), args.device, workers, args.retry_failed,
-                         executor=args.executor, executor_options=options)
-    if args.dry_run:
+    print(
+        f"profile {profile['name']} (scale {profile['scale']}): {len(configs)} runs -> {args.out} ({where})",
+        file=sys.stderr,
+    )
+    results = run_matrix(
+        configs,
+        args.out,
+        _data_root(args),
+        args.device,
+        workers,
+        args.retry_failed,
+        executor=args.executor,
+        executor_options=options,
+    )
+    if dry_run:
         return 0
     return _finish_matrix(args, configs, results)
 
@@ -292,91 +330,33 @@ def _finish_matrix(args, configs, results) -> int:
     if failed:
         print(f"{len(failed)} run(s) failed: " + ", ".join(r["run_id"] for r in failed), file=sys.stderr)
     for r in lost:
-        print(f"{r['run_id']}: ended without a result ({(r.get('failure') or {}).get('reason')}); "
-              "run the same command again to resume it", file=sys.stderr)
+        print(
+            f"{r['run_id']}: ended without a result ({(r.get('failure') or {}).get('reason')}); "
+            "run the same command again to resume it",
+            file=sys.stderr,
+        )
     if elsewhere:
-        print(f"{len(elsewhere)} run(s) running elsewhere (another executor holds their lock), not run here: "
-              + ", ".join(r["run_id"] for r in elsewhere), file=sys.stderr)
+        print(
+            f"{len(elsewhere)} run(s) running elsewhere (another executor holds their lock), not run here: "
+            + ", ".join(r["run_id"] for r in elsewhere),
+            file=sys.stderr,
+        )
     if submitted:
-        print(f"{len(submitted)} run(s) submitted; when the job array is done: python -m harness report {args.out}",
-              file=sys.stderr)
+        print(
+            f"{len(submitted)} run(s) submitted; when the job array is done: python -m harness report {args.out}",
+            file=sys.stderr,
+        )
         return 0
     if unfinished:
-        print(f"matrix not finished: {len(unfinished)} run(s) left in {args.out}"
-              + ("" if args.no_report else "; report not built") + ". Run the same command again when the runs "
-              "elsewhere are done (finished runs are kept, unfinished ones resume).", file=sys.stderr)
+        print(
+            f"matrix not finished: {len(unfinished)} run(s) left in {args.out}"
+            + ("" if args.no_report else "; report not built")
+            + ". Run the same command again when the runs "
+            "elsewhere are done (finished runs are kept, unfinished ones resume).",
+            file=sys.stderr,
+        )
         return EXIT_INCOMPLETE
     return 0
-
-
-def _executor_options(args, profile=None) -> dict:
-    """The chosen executor's options from the command line; ConfigError (one line) on a bad value or
-    a flag of another executor."""
-    from harness.errors import ConfigError
-    from harness.executors import get_executor
-    from harness.executors.common import parse_slurm_time, positive_int
-
-    name = args.executor
-    get_executor(name)
-    ray_flags = {"ray_address": "--ray-address", "ray_max_retries": "--ray-max-retries"}
-    slurm_flags = {"slurm_partition": "--slurm-partition", "slurm_time": "--slurm-time",
-                   "slurm_cpus_per_task": "--slurm-cpus-per-task", "slurm_mem_gb": "--slurm-mem-gb",
-                   "slurm_array_parallelism": "--slurm-array-parallelism", "slurm_account": "--slurm-account",
-                   "slurm_qos": "--slurm-qos", "slurm_param": "--slurm-param", "slurm_setup": "--slurm-setup",
-                   "slurm_max_requeue": "--slurm-max-requeue", "slurm_folder": "--slurm-folder",
-                   "no_wait": "--no-wait", "dry_run": "--dry-run", "json": "--json"}
-    shared = {"threads": "--threads", "gpus_per_task": "--gpus-per-task"}
-    allowed = {"local": {"threads": "--threads"}, "ray": {**ray_flags, **shared},
-               "slurm": {**slurm_flags, **shared}}[name]
-    for attr, flag in {**ray_flags, **slurm_flags, **shared}.items():
-        if attr not in allowed and getattr(args, attr, None) not in (None, False, []):
-            raise ConfigError(f"{flag} does not apply to --executor {name}")
-    if args.slurm_cluster != "slurm" and name != "slurm":
-        raise ConfigError(f"--slurm-cluster does not apply to --executor {name}")
-    if args.json and not args.dry_run:
-        raise ConfigError("--json goes with --dry-run")
-    threads = positive_int(args.threads, "--threads")
-    gpus = positive_int(args.gpus_per_task, "--gpus-per-task", allow_zero=True)
-    if name == "local":
-        return {"threads": threads} if threads else {}
-    if name == "ray":
-        retries = positive_int(args.ray_max_retries, "--ray-max-retries", allow_zero=True)
-        if args.ray_address:
-            from harness.executors.ray_executor import probe_address
-
-            probe_address(args.ray_address)  # a wrong address: one error line before anything is written
-        return {"address": args.ray_address, "threads": threads, "gpus_per_task": gpus,
-                "max_retries": 3 if retries is None else retries}
-    params = {}
-    for item in args.slurm_param:
-        if "=" not in item:
-            raise ConfigError(f"--slurm-param expects KEY=VALUE, not {item!r}")
-        key, value = item.split("=", 1)
-        params[key.strip().lstrip("-").replace("-", "_")] = value
-    mem = None
-    if args.slurm_mem_gb is not None:
-        try:
-            mem = float(args.slurm_mem_gb)
-        except ValueError:
-            raise ConfigError(f"--slurm-mem-gb must be a number, not {args.slurm_mem_gb!r}") from None
-        if mem <= 0:
-            raise ConfigError(f"--slurm-mem-gb must be positive, not {mem:g}")
-    requeue = positive_int(args.slurm_max_requeue, "--slurm-max-requeue", allow_zero=True)
-    if args.slurm_cluster not in ("slurm", "local"):
-        raise ConfigError(f"--slurm-cluster must be slurm or local, not {args.slurm_cluster!r}")
-    resources = ((profile or {}).get("resources") or {}).get("slurm") or {}
-    if not isinstance(resources, dict):
-        raise ConfigError("profile resources.slurm must be a mapping (time, gpus_per_task, cpus_per_task, mem_gb, "
-                          "partition)")
-    return {"cluster": args.slurm_cluster, "threads": threads, "partition": args.slurm_partition,
-            "time_min": parse_slurm_time(args.slurm_time) if args.slurm_time is not None else None,
-            "gpus_per_task": gpus, "cpus_per_task": positive_int(args.slurm_cpus_per_task, "--slurm-cpus-per-task"),
-            "mem_gb": mem, "array_parallelism": positive_int(args.slurm_array_parallelism,
-                                                             "--slurm-array-parallelism"),
-            "account": args.slurm_account, "qos": args.slurm_qos, "params": params or None,
-            "setup": list(args.slurm_setup) or None, "max_requeue": 20 if requeue is None else requeue,
-            "folder": args.slurm_folder, "dry_run": bool(args.dry_run), "as_json": bool(args.json),
-            "wait": not args.no_wait, "profile_resources": resources}
 
 
 def _write_matrix_manifest(args, profile, configs) -> None:
@@ -384,8 +364,12 @@ def _write_matrix_manifest(args, profile, configs) -> None:
     from harness.config import run_id
     from harness.provenance import git_diff, git_state
 
-    manifest = {"command": sys.argv, "profile": profile, "git": git_state(),
-                "runs": [run_id(c["space"], c["method"], c["variant"], c["seed"]) for c in configs]}
+    manifest = {
+        "command": sys.argv,
+        "profile": profile,
+        "git": git_state(),
+        "runs": [run_id(c["space"], c["method"], c["variant"], c["seed"]) for c in configs],
+    }
     records.atomic_write_bytes(args.out / "runs.json", (json.dumps(manifest, indent=1, default=str) + "\n").encode())
     if manifest["git"].get("dirty"):
         records.atomic_write_bytes(args.out / "source.diff", git_diff().encode())
@@ -423,8 +407,10 @@ def cmd_darts(args) -> int:
     if args.json:
         print(json.dumps(rep, indent=1))
     else:
-        print(f"{rep['params_M']:.6f} M parameters (C={args.C}, {args.layers} cells, {args.classes} classes, "
-              "auxiliary head excluded, as quark0/darts count_parameters_in_MB)")
+        print(
+            f"{rep['params_M']:.6f} M parameters (C={args.C}, {args.layers} cells, {args.classes} classes, "
+            "auxiliary head excluded, as quark0/darts count_parameters_in_MB)"
+        )
     return 0
 
 
@@ -439,56 +425,18 @@ def cmd_list(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from harness.config import load_profile
     from harness.evaluate import run_evaluate
+    from harness.executors import executor_options
     from harness.runlock import RUNNING_ELSEWHERE
 
-    options = _executor_options(args)
-    if args.executor != "local":
-        return _evaluate_on_executor(args, options)
-    rec = run_evaluate(args)
+    # unknown executor, missing package, bad flag: one error line; the profile may carry executor defaults
+    options = executor_options(args, load_profile(args.profile))
+    rec = run_evaluate(args, executor=args.executor, options=options)
     if rec.get("status") == RUNNING_ELSEWHERE:
-        print(f"run {rec['run_id']} is running elsewhere ({rec['holder']}): not run here", file=sys.stderr)
+        print(f"run {rec['run_id']} is running elsewhere ({rec.get('holder')}): not run here", file=sys.stderr)
         return EXIT_INCOMPLETE
-    return 0 if rec.get("status") == "ok" else 1
-
-
-def _evaluate_on_executor(args, options) -> int:
-    """``evaluate --executor ray|slurm``: the one evaluation run as a Ray task / a Slurm job (an array of one)."""
-    from harness import records
-    from harness.data import load_cifar10
-    from harness.evaluate import build_eval_config
-    from harness.executors import get_executor
-    from harness.executors.runs import EvalProgressPrinter, make_eval_run
-    from harness.lifecycle import check_output_dir, read_finished_record
-    from harness.runlock import RUNNING_ELSEWHERE
-
-    cfg = build_eval_config(args)
-    for split in ("train", "test"):
-        load_cifar10(split, _data_root(args), download=args.download)
-    check_output_dir(args.out)
-    if cfg["selection"]:
-        print(f"selected {cfg['selection']['selected_run']}: {cfg['selection']['reason']}", file=sys.stderr)
-    path = args.out / "records" / f"{cfg['run_id']}.json"
-    done = read_finished_record(path, records.config_hash(cfg))
-    if done is not None and done.get("status") in ("ok", "failed") and not args.dry_run:
-        print(f"run already finished (status {done['status']}): {path}; delete it to run again", file=sys.stderr)
-        return 0 if done["status"] == "ok" else 1
-    results = get_executor(args.executor)([cfg], make_eval_run, args.out, _data_root(args), args.device,
-                                          EvalProgressPrinter(), workers=1, **options)
-    if args.dry_run:
-        return 0
-    res = results[0] if results else {"status": "error", "failure": {"reason": "no result"}}
-    if res["status"] == "ok":
-        rec = records.read_record(path)
-        f = rec["final"]
-        print(f"{rec['run_id']}: test acc {f['test_acc']:.2f} % (error {f['test_error']:.2f} %), "
-              f"{rec['params_M']:.3f} M params, {f['train_seconds']:.1f} s -> {path}", file=sys.stderr)
-        return 0
-    if res["status"] == "submitted":
-        return 0
-    if res["status"] == RUNNING_ELSEWHERE:
-        return EXIT_INCOMPLETE
-    return 1
+    return 0 if rec.get("status") in ("ok", "submitted", "planned") else 1
 
 
 def cmd_plan(args) -> int:
@@ -503,8 +451,17 @@ def cmd_regress(args) -> int:
     return run_regress(args)
 
 
-COMMANDS = {"search": cmd_search, "evaluate": cmd_evaluate, "regress": cmd_regress, "reproduce": cmd_reproduce, "report": cmd_report, "nb201": cmd_nb201,
-            "darts": cmd_darts, "list": cmd_list, "plan": cmd_plan}
+COMMANDS = {
+    "search": cmd_search,
+    "evaluate": cmd_evaluate,
+    "regress": cmd_regress,
+    "reproduce": cmd_reproduce,
+    "report": cmd_report,
+    "nb201": cmd_nb201,
+    "darts": cmd_darts,
+    "list": cmd_list,
+    "plan": cmd_plan,
+}
 
 
 def cmd_hypergrad(args) -> int:
@@ -514,6 +471,21 @@ def cmd_hypergrad(args) -> int:
 
 
 COMMANDS["hypergrad"] = cmd_hypergrad
+
+
+def cmd_calibrate(args) -> int:
+    from harness.calibrate import main as calibrate_main
+
+    return calibrate_main(args)
+
+
+def cmd_doctor(args) -> int:
+    from harness.doctor import main as doctor_main
+
+    return doctor_main(args)
+
+
+COMMANDS.update(calibrate=cmd_calibrate, doctor=cmd_doctor)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -10,6 +10,7 @@ The JPEG copy is stored class by class; its images are put in an interleaved ord
 not the official image order, so the reference splits (DARTS halves, NB201 ``cifar-split``)
 select different images on that copy; records say so in ``provenance.split``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -153,8 +154,9 @@ def _decode_batches(folder: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def load_cifar10(split: str = "train", root: Optional[Path] = None, download: bool = False
-                 ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, str]]:
+def load_cifar10(
+    split: str = "train", root: Optional[Path] = None, download: bool = False
+) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, str]]:
     """Images (N, 3, 32, 32) uint8, labels (N,) int64 and provenance {label, source, sha256}.
 
     The decoded tensors are cached (``harness.paths.cache_dir()``) keyed by the source checksum.
@@ -185,6 +187,7 @@ def load_cifar10(split: str = "train", root: Optional[Path] = None, download: bo
 
 # --------------------------------------------------------------------------------------------
 # splits
+
 
 def nb201_cifar_split(n: int = 50000) -> Tuple[np.ndarray, np.ndarray]:
     """NB201 ``configs/nas-benchmark/cifar-split.txt``: random.seed(1021); shuffle; sorted halves."""
@@ -235,6 +238,7 @@ def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # batched augmentation (on whatever device the tensors live on)
 
+
 class Normalizer:
     def __init__(self, device: torch.device, mean=CIFAR_MEAN, std=CIFAR_STD):
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
@@ -244,32 +248,49 @@ class Normalizer:
         return (x_uint8.float() - self.mean) / self.std
 
 
-def random_crop_flip(x: torch.Tensor, pad: int, gen: torch.Generator, flip: bool = True) -> torch.Tensor:
-    """Random crop with zero padding and horizontal flip, per image, for a whole batch (uint8 or float)."""
+def draw_crop_flip(b: int, pad: int, gen: torch.Generator, flip: bool = True) -> Dict[str, torch.Tensor]:
+    """The random draws of ``random_crop_flip`` for a batch of ``b`` images, on the CPU (the data generator
+    lives there, so every device sees the same stream): crop offsets ``oy``, ``ox`` and the flip mask."""
+    out: Dict[str, torch.Tensor] = {}
+    if pad > 0:
+        out["oy"] = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+        out["ox"] = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    if flip:
+        out["flip"] = torch.rand(b, generator=gen) < 0.5
+    return out
+
+
+def apply_crop_flip(x: torch.Tensor, pad: int, draws: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Zero-padded crop and horizontal flip of a whole batch with draws already on ``x``'s device."""
     b, _, h, w = x.shape
     dev = x.device
-    if pad > 0:
+    if "oy" in draws:
         x = F.pad(x, (pad, pad, pad, pad))
-        oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
-        ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
-        rows = (oy[:, None] + torch.arange(h, device=dev)[None]).view(b, 1, h, 1)
-        cols = (ox[:, None] + torch.arange(w, device=dev)[None]).view(b, 1, 1, w)
+        rows = (draws["oy"][:, None] + torch.arange(h, device=dev)[None]).view(b, 1, h, 1)
+        cols = (draws["ox"][:, None] + torch.arange(w, device=dev)[None]).view(b, 1, 1, w)
         bidx = torch.arange(b, device=dev).view(b, 1, 1, 1)
         cidx = torch.arange(x.shape[1], device=dev).view(1, -1, 1, 1)
         x = x[bidx, cidx, rows, cols]
-    if flip:
-        mask = (torch.rand(b, generator=gen) < 0.5).to(dev).view(b, 1, 1, 1)
-        x = torch.where(mask, x.flip(-1), x)
+    if "flip" in draws:
+        x = torch.where(draws["flip"].view(b, 1, 1, 1), x.flip(-1), x)
     return x
 
 
-def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
-    """One length×length hole per image (centre uniform, clipped at the border), as DARTS' Cutout."""
-    if length <= 0:
-        return x
+def random_crop_flip(x: torch.Tensor, pad: int, gen: torch.Generator, flip: bool = True) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, per image, for a whole batch (uint8 or float)."""
+    draws = to_device_once(draw_crop_flip(x.shape[0], pad, gen, flip), x.device)
+    return apply_crop_flip(x, pad, draws)
+
+
+def draw_cutout(b: int, h: int, w: int, gen: torch.Generator) -> Dict[str, torch.Tensor]:
+    """The random draws of ``cutout`` (hole centres), on the CPU."""
+    return {"cy": torch.randint(0, h, (b,), generator=gen), "cx": torch.randint(0, w, (b,), generator=gen)}
+
+
+def apply_cutout(x: torch.Tensor, length: int, draws: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """One length×length hole per image at the drawn centres (clipped at the border), as DARTS' Cutout."""
     b, _, h, w = x.shape
-    cy = torch.randint(0, h, (b,), generator=gen).to(x.device).view(b, 1, 1)
-    cx = torch.randint(0, w, (b,), generator=gen).to(x.device).view(b, 1, 1)
+    cy, cx = draws["cy"].view(b, 1, 1), draws["cx"].view(b, 1, 1)
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     half = length // 2
@@ -277,17 +298,50 @@ def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
     return x * (~hole).unsqueeze(1).to(x.dtype)
 
 
+def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
+    """One length×length hole per image (centre uniform, clipped at the border), as DARTS' Cutout."""
+    if length <= 0:
+        return x
+    b, _, h, w = x.shape
+    return apply_cutout(x, length, to_device_once(draw_cutout(b, h, w, gen), x.device))
+
+
+def group_by_batch(flat: Dict[str, torch.Tensor], n: int) -> list:
+    """``{"i.key": t}`` → a list of ``n`` dicts ``{key: t}`` (one pass over the keys)."""
+    out: list = [{} for _ in range(n)]
+    for key, value in flat.items():
+        i, rest = key.split(".", 1)
+        out[int(i)][rest] = value
+    return out
+
+
+def to_device_once(tensors: Dict[str, torch.Tensor], device: torch.device) -> Dict[str, torch.Tensor]:
+    """Move many small CPU tensors (indices, offsets, masks) to ``device`` in ONE host-to-device copy: packed
+    into one int64 buffer, pinned and copied without blocking on CUDA, split back (views) on the device.
+    On the CPU it returns them unchanged.  Each blocking copy would wait for the GPU and break graph capture."""
+    if device.type == "cpu" or not tensors:
+        return tensors
+    items = list(tensors.items())
+    flat = torch.cat([t.reshape(-1).to(torch.int64) for _, t in items])
+    if device.type == "cuda":
+        flat = flat.pin_memory()
+    flat = flat.to(device, non_blocking=True)
+    parts = flat.split([t.numel() for _, t in items])
+    return {k: p.view(t.shape).to(t.dtype) for (k, t), p in zip(items, parts)}
+
+
 # --------------------------------------------------------------------------------------------
 # search data: train/val halves on the device, batches per epoch
 
+
 @dataclass
 class SearchDataConfig:
-    split: str = "nb201"              # nb201 | darts
-    val_sampling: str = "paired"      # paired (NB201: a random val image per train image, with replacement)
-                                      # | fresh-iterator (DARTS: next(iter(val_loader)) each step)
-    n_train: Optional[int] = None     # class-balanced subset of the search-train half (None = all)
-    n_val: Optional[int] = None       # class-balanced subset of the search-val half
-    n_eval: Optional[int] = None      # images of the val half used for the per-epoch supernet evaluation
+    split: str = "nb201"  # nb201 | darts
+    val_sampling: str = "paired"  # paired (NB201: a random val image per train image, with replacement)
+    # | fresh-iterator (DARTS: next(iter(val_loader)) each step)
+    n_train: Optional[int] = None  # class-balanced subset of the search-train half (None = all)
+    n_val: Optional[int] = None  # class-balanced subset of the search-val half
+    n_eval: Optional[int] = None  # images of the val half used for the per-epoch supernet evaluation
     image_size: int = 32
     batch_size: int = 64
     augment: bool = True
@@ -323,7 +377,7 @@ class SearchData:
             "dataset": prov["label"],
             "dataset_sha256": prov["sha256"],
             "split": f"{split_name} applied to the {order}; search-train {len(tr_idx)}, search-val {len(va_idx)}"
-                     f" (class-balanced), eval {len(ev_idx)}",
+            f" (class-balanced), eval {len(ev_idx)}",
             "image_size": cfg.image_size,
         }
 
@@ -331,40 +385,76 @@ class SearchData:
     def steps_per_epoch(self) -> int:
         return -(-len(self.y_train) // self.cfg.batch_size)
 
-    def _augment(self, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def batch_sizes(self, max_batches: Optional[int] = None) -> List[int]:
+        """The distinct train batch sizes an epoch of at most ``max_batches`` batches feeds (what a compiled
+        forward must be warmed up for): the full size, and the leftover last batch only if the epoch reaches it."""
+        n, bs = len(self.y_train), self.cfg.batch_size
+        sizes = [min(bs, n)]
+        if n % bs and n > bs and (max_batches is None or max_batches >= self.steps_per_epoch):
+            sizes.append(n % bs)
+        return sizes
+
+    def _augment(self, xb: torch.Tensor, draws: Dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
+        """Crop/flip with the batch's pre-drawn values (keys ``prefix.oy|ox|flip``), then normalise."""
         if self.cfg.augment:
-            xb = random_crop_flip(xb, self.pad, gen)
+            xb = apply_crop_flip(
+                xb, self.pad, {k[len(prefix) + 1 :]: v for k, v in draws.items() if k.startswith(prefix + ".")}
+            )
         return self.normalize(xb)
 
-    def epoch(self, gen: torch.Generator) -> Iterator[Tuple[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]]:
-        """Yield ((x_tr, y_tr), (x_val, y_val)) for one epoch over the shuffled search-train half.
+    def epoch(
+        self, gen: torch.Generator, max_batches: Optional[int] = None
+    ) -> Iterator[Tuple[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]]:
+        """Yield ((x_tr, y_tr), (x_val, y_val)) for one epoch over the shuffled search-train half (at most
+        ``max_batches`` batches).
 
-        Both halves get the training augmentation (as every reference does during search).
+        Both halves get the training augmentation (as every reference does during search).  Every random draw
+        of the epoch is made first, on the CPU generator, in the order the per-batch loop always made them
+        (permutation; per batch: val indices, train crop/flip, val crop/flip), and moved to the device in one
+        copy (``to_device_once``): no host-to-device copy inside the step loop.  A truncated epoch draws one
+        batch beyond ``max_batches``, as the lazy per-batch loop did when the runner stopped it, so the random
+        stream (and every record) is the same as before.
         """
         n_tr, n_va, bs = len(self.y_train), len(self.y_val), self.cfg.batch_size
+        n_batches = -(-n_tr // bs)
+        planned = n_batches if max_batches is None or max_batches >= n_batches else max_batches + 1
         perm = torch.randperm(n_tr, generator=gen)
-        for start in range(0, n_tr, bs):
-            ti = perm[start:start + bs]
+        draws: Dict[str, torch.Tensor] = {}
+        for i in range(planned):
+            ti = perm[i * bs : (i + 1) * bs]
             if self.cfg.val_sampling == "paired":
                 vi = torch.randint(0, n_va, (len(ti),), generator=gen)
             else:
                 vi = torch.randperm(n_va, generator=gen)[:bs]
-            ti, vi = ti.to(self.device), vi.to(self.device)
-            yield ((self._augment(self.x_train[ti], gen), self.y_train[ti]),
-                   (self._augment(self.x_val[vi], gen), self.y_val[vi]))
+            draws[f"{i}.ti"], draws[f"{i}.vi"] = ti, vi
+            for half, n in (("tr", len(ti)), ("va", len(vi))):
+                if self.cfg.augment:
+                    for k, v in draw_crop_flip(n, self.pad, gen).items():
+                        draws[f"{i}.{half}.{k}"] = v
+        batches = group_by_batch(to_device_once(draws, self.device), planned)
+        for b in batches[: min(planned, n_batches if max_batches is None else max_batches)]:
+            ti, vi = b["ti"], b["vi"]
+            yield (
+                (self._augment(self.x_train[ti], b, "tr"), self.y_train[ti]),
+                (self._augment(self.x_val[vi], b, "va"), self.y_val[vi]),
+            )
 
-    def eval_batches(self, batch_size: int = 256, augment_gen: Optional[torch.Generator] = None
-                     ) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    def eval_batches(
+        self, batch_size: int = 256, augment_gen: Optional[torch.Generator] = None
+    ) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         """The eval subset of search-val in order; with ``augment_gen``, with the training
         augmentation drawn from that generator (quark0's valid_queue uses the train transform)."""
         for start in range(0, len(self.y_eval), batch_size):
-            xb = self.x_eval[start:start + batch_size]
-            xb = self._augment(xb, augment_gen) if augment_gen is not None else self.normalize(xb)
-            yield xb, self.y_eval[start:start + batch_size]
+            xb = self.x_eval[start : start + batch_size]
+            if augment_gen is not None and self.cfg.augment:
+                xb = random_crop_flip(xb, self.pad, augment_gen)
+            xb = self.normalize(xb)
+            yield xb, self.y_eval[start : start + batch_size]
 
 
 # --------------------------------------------------------------------------------------------
 # evaluation data: the full train / test split on the device (training a found cell from scratch)
+
 
 class TrainTestData:
     """CIFAR-10 train/test decoded once, (optionally) class-balanced subsets and downsampled, on the device.
@@ -372,8 +462,7 @@ class TrainTestData:
     ``cfg`` is an evaluation recipe (``harness.eval_recipe``): n_train, n_test, image_size, batch_size,
     crop_pad, flip, cutout, max_steps_per_epoch, eval_batch_size."""
 
-    def __init__(self, cfg: Dict[str, object], device: torch.device, root: Optional[Path] = None,
-                 download: bool = False):
+    def __init__(self, cfg: Dict[str, Any], device: torch.device, root: Optional[Path] = None, download: bool = False):
         self.cfg = cfg
         self.device = device
         xtr, ytr, prov = load_cifar10("train", root, download=download)
@@ -407,22 +496,34 @@ class TrainTestData:
         return steps
 
     def train_batches(self, gen: torch.Generator):
-        """Shuffled batches with crop+flip (uint8), normalisation, then cutout (quark0 order)."""
+        """Shuffled batches with crop+flip (uint8), normalisation, then cutout (quark0 order).  The epoch's random
+        draws are made first on the CPU generator, in the per-batch order (indices, crop, flip, cutout centres),
+        and moved to the device in one copy (``to_device_once``)."""
         cfg, bs = self.cfg, self.cfg["batch_size"]
         perm = torch.randperm(self.n_train, generator=gen)
-        for step, start in enumerate(range(0, self.n_train, bs)):
-            if step >= self.steps_per_epoch():
-                break
-            idx = perm[start:start + bs].to(self.device)
+        size = int(self.x_train.shape[-1])
+        draws: Dict[str, torch.Tensor] = {}
+        steps = min(self.steps_per_epoch(), -(-self.n_train // bs))
+        for i in range(steps):
+            idx = perm[i * bs : (i + 1) * bs]
+            draws[f"{i}.idx"] = idx
+            if cfg["crop_pad"] or cfg["flip"]:
+                for k, v in draw_crop_flip(len(idx), cfg["crop_pad"], gen, flip=cfg["flip"]).items():
+                    draws[f"{i}.{k}"] = v
+            if cfg["cutout"]:
+                for k, v in draw_cutout(len(idx), size, size, gen).items():
+                    draws[f"{i}.{k}"] = v
+        for mine in group_by_batch(to_device_once(draws, self.device), steps):
+            idx = mine["idx"]
             xb = self.x_train[idx]
             if cfg["crop_pad"] or cfg["flip"]:
-                xb = random_crop_flip(xb, cfg["crop_pad"], gen, flip=cfg["flip"])
+                xb = apply_crop_flip(xb, cfg["crop_pad"], mine)
             xb = self.normalize(xb)
             if cfg["cutout"]:
-                xb = cutout(xb, cfg["cutout"], gen)
+                xb = apply_cutout(xb, cfg["cutout"], mine)
             yield xb, self.y_train[idx]
 
     def test_batches(self):
         bs = self.cfg["eval_batch_size"]
         for start in range(0, int(self.y_test.shape[0]), bs):
-            yield self.normalize(self.x_test[start:start + bs]), self.y_test[start:start + bs]
+            yield self.normalize(self.x_test[start : start + bs]), self.y_test[start : start + bs]

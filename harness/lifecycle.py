@@ -13,10 +13,16 @@ Layout of an output folder::
     OUT/checkpoints/<run_id>.pt     state after the last finished epoch (deleted when the run ends)
     OUT/locks/<run_id>.lock         who runs it now (``harness.runlock``; a run held elsewhere is skipped)
 
+After-epoch hooks (``harness.hooks``, the config's ``hooks`` section) run after each epoch's
+``run_epoch`` and before its entry is appended and checkpointed: their results land in the entry
+(``entry["hooks"][name]``, seconds in ``entry["hook_seconds"]``, not in ``epoch_seconds``), so a resumed
+run never re-measures a finished epoch.
+
 A finished run (status ok or failed) is never recomputed; a record of the same run id with
 another config is an error; a running one resumes from its checkpoint.  On CPU a resumed run
 gives the same record as an uninterrupted one (times aside).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,6 +37,7 @@ import torch
 
 from harness import records
 from harness.errors import ConfigError, HarnessError
+from harness.hooks import build_hooks, run_after_epoch
 from harness.precision import apply_precision
 from harness.provenance import provenance
 from harness.runlock import LockLost, RunLock, elsewhere_summary
@@ -77,6 +84,7 @@ def check_output_dir(out_dir: Path) -> None:
 
 # ---------------------------------------------------------------------------------- memory
 
+
 def reset_peak_memory(device: torch.device) -> None:
     """Reset this process's peak-RSS counter (VmHWM, Linux) and the CUDA peak, so each run reports its own."""
     try:
@@ -109,11 +117,14 @@ def peak_memory_mb(device: torch.device) -> Dict[str, float]:
 
 # ---------------------------------------------------------------------------------- RNG and checkpoints
 
+
 def rng_states(gen: torch.Generator, device: torch.device) -> Dict[str, Any]:
     """Every random stream a run draws from (torch CPU, CUDA, the data generator)."""
-    return {"torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-            "data_rng": gen.get_state()}
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        "data_rng": gen.get_state(),
+    }
 
 
 def restore_rng_states(state: Dict[str, Any], gen: torch.Generator, device: torch.device) -> None:
@@ -144,8 +155,10 @@ def read_finished_record(path: Path, config_hash: str) -> Optional[Dict[str, Any
     except (ValueError, OSError):
         return None
     if rec.get("config_hash") != config_hash:
-        raise ConfigError(f"{path} holds run {rec.get('run_id', path.stem)} with a different config; "
-                          "use another --out folder or delete that record")
+        raise ConfigError(
+            f"{path} holds run {rec.get('run_id', path.stem)} with a different config; "
+            "use another --out folder or delete that record"
+        )
     return rec
 
 
@@ -156,14 +169,25 @@ def fault_requested(run_id: str, epoch: int) -> bool:
 
 # ---------------------------------------------------------------------------------- the lifecycle
 
+
 class Run:
     """The lifecycle of one run.  Subclasses implement the hooks marked below."""
 
-    kind: str = ""                     #: record kind: "search" | "evaluation"
-    seconds_key: str = "seconds"       #: name of the summed epoch seconds in ``final`` (search_seconds…)
+    kind: str = ""  #: record kind: "search" | "evaluation"
+    seconds_key: str = "seconds"  #: name of the summed epoch seconds in ``final`` (search_seconds…)
+    #: set by ``build``: the run's data (with a ``provenance`` dict) and its data generator (checkpointed)
+    data: Any
+    gen: torch.Generator
 
-    def __init__(self, cfg: Dict[str, Any], run_id: str, out_dir: Path, data_root: Optional[Path] = None,
-                 device: Optional[torch.device] = None, progress: Optional[ProgressFn] = None):
+    def __init__(
+        self,
+        cfg: Dict[str, Any],
+        run_id: str,
+        out_dir: Path,
+        data_root: Optional[Path] = None,
+        device: Optional[torch.device] = None,
+        progress: Optional[ProgressFn] = None,
+    ):
         self.cfg = cfg
         self.run_id = run_id
         self.out_dir = Path(out_dir)
@@ -187,7 +211,7 @@ class Run:
         return {}
 
     def data_provenance(self) -> Dict[str, Any]:
-        return dict(getattr(self, "data").provenance)
+        return dict(self.data.provenance)
 
     def run_epoch(self, epoch: int, record: Dict[str, Any]) -> Dict[str, Any]:  # pragma: no cover - abstract
         """Train one epoch and measure; returns the epoch's record entry (with ``epoch_seconds``).
@@ -229,16 +253,38 @@ class Run:
         prov = provenance(self.device)
         prov.update(self.data_provenance())
         prov["precision"] = precision
-        return {"schema": records.SCHEMA, "kind": self.kind, "run_id": self.run_id, "label": cfg.get("label"),
-                "space": cfg.get("space"), "method": cfg.get("method"), "variant": cfg.get("variant") or {},
-                "seed": cfg["seed"], "profile": cfg.get("profile"), "scale": cfg.get("scale"),
-                "status": "running", "failure": None, "config": cfg, "config_hash": self.hash,
-                "provenance": prov, "deviations": list(cfg.get("deviations") or []),
-                **self.record_fields(), "epochs": [], "final": None, "started_at": now(), "finished_at": None}
+        return {
+            "schema": records.SCHEMA,
+            "kind": self.kind,
+            "run_id": self.run_id,
+            "label": cfg.get("label"),
+            "space": cfg.get("space"),
+            "method": cfg.get("method"),
+            "variant": cfg.get("variant") or {},
+            "seed": cfg["seed"],
+            "profile": cfg.get("profile"),
+            "scale": cfg.get("scale"),
+            "status": "running",
+            "failure": None,
+            "config": cfg,
+            "config_hash": self.hash,
+            "provenance": prov,
+            "deviations": list(cfg.get("deviations") or []),
+            **self.record_fields(),
+            "epochs": [],
+            "final": None,
+            "started_at": now(),
+            "finished_at": None,
+        }
 
     def save_checkpoint(self, record: Dict[str, Any], next_epoch: int) -> None:
-        state = {"config_hash": self.hash, "next_epoch": next_epoch, "modules": self.module_state(),
-                 **rng_states(self.gen, self.device), "record": record}
+        state = {
+            "config_hash": self.hash,
+            "next_epoch": next_epoch,
+            "modules": self.module_state(),
+            **rng_states(self.gen, self.device),
+            "record": record,
+        }
         records.atomic_torch_save(self.ckpt_path, state)
 
     def resume(self) -> Optional[Dict[str, Any]]:
@@ -274,6 +320,9 @@ class Run:
         precision = apply_precision(self.cfg.get("precision"), self.device)
         self.build()
         state = self.resume()
+        self.hooks = build_hooks(self.cfg, self.kind)
+        for hook in self.hooks:
+            hook.setup(self)
         if state:
             record, start = state["record"], state["next_epoch"]
         else:
@@ -284,13 +333,22 @@ class Run:
             for epoch in range(start, epochs):
                 self.before_epoch(epoch)
                 entry = self.run_epoch(epoch, record)
+                run_after_epoch(self.hooks, self, epoch, entry)  # timed apart from epoch_seconds, RNG forked
                 self.lock.beat()  # heartbeat; LockLost if another executor took this run over
                 record["epochs"].append(entry)
-                self.progress({"run_id": self.run_id, "label": self.cfg.get("label"), "space": self.cfg.get("space"),
-                               "seed": self.cfg["seed"], "epoch": epoch, "epochs": epochs,
-                               "epoch_seconds": entry["epoch_seconds"],
-                               "eta_seconds": entry["epoch_seconds"] * (epochs - epoch - 1),
-                               **self.progress_event(entry)})
+                self.progress(
+                    {
+                        "run_id": self.run_id,
+                        "label": self.cfg.get("label"),
+                        "space": self.cfg.get("space"),
+                        "seed": self.cfg["seed"],
+                        "epoch": epoch,
+                        "epochs": epochs,
+                        "epoch_seconds": entry["epoch_seconds"],
+                        "eta_seconds": entry["epoch_seconds"] * (epochs - epoch - 1),
+                        **self.progress_event(entry),
+                    }
+                )
                 if self.stop_early(record, entry):
                     break
                 if epoch + 1 < epochs:
@@ -300,9 +358,11 @@ class Run:
             raise
         except Exception as exc:  # a failed run is recorded, and the matrix goes on
             return self._finish_failed(record, exc)
-        record["final"] = {**self.final_fields(record),
-                           self.seconds_key: sum(e["epoch_seconds"] for e in record["epochs"]),
-                           **peak_memory_mb(self.device)}
+        record["final"] = {
+            **self.final_fields(record),
+            self.seconds_key: sum(e["epoch_seconds"] for e in record["epochs"]),
+            **peak_memory_mb(self.device),
+        }
         record["status"] = "ok"
         record["finished_at"] = now()
         records.write_record(self.record_path, record)
@@ -336,5 +396,17 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-__all__: List[str] = ["Run", "NonFiniteLoss", "pick_device", "check_output_dir", "peak_memory_mb", "sync", "now",
-                      "read_checkpoint", "rng_states", "restore_rng_states", "summary", "check_finite"]
+__all__: List[str] = [
+    "Run",
+    "NonFiniteLoss",
+    "pick_device",
+    "check_output_dir",
+    "peak_memory_mb",
+    "sync",
+    "now",
+    "read_checkpoint",
+    "rng_states",
+    "restore_rng_states",
+    "summary",
+    "check_finite",
+]

@@ -16,7 +16,8 @@ protocol files in ``harness/protocols``):
     ``weights+alphas``   xautodl NB201 scripts: clip_grad_norm_(network.parameters()), α's stale grad included
     ``alphas``           chaoyanghe/MiLeNAS quirk: the clip hits α, the weight update is unclipped
     ``none``             NATS-Bench search-cell.py
-``order``                                         ``alpha_first`` (quark0, MiLeNAS) | ``w_first`` (xautodl NB201 DARTS-V1, GDAS)
+``order``                                         ``alpha_first`` (quark0, MiLeNAS) | ``w_first`` (xautodl NB201
+                                                  DARTS-V1, GDAS)
 
 Speed settings (config section ``speed``, ``SPEED_DEFAULTS``; how a step runs, recorded in every record):
 
@@ -31,11 +32,11 @@ Speed settings (config section ``speed``, ``SPEED_DEFAULTS``; how a step runs, r
                     by inductor across runs of the same shapes (``TORCHINDUCTOR_CACHE_DIR``, default
                     ``/tmp/torchinductor_$USER``)
 """
+
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import torch
@@ -43,6 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import ConfigError
+from harness.schema import Option, validate_section  # Option: re-exported, adapters import it from here
+from harness.spaces.base import SOFTMAX_WEIGHTING, EdgeWeighting
 
 Batch = Tuple[torch.Tensor, torch.Tensor]
 
@@ -51,81 +54,77 @@ ORDERS = ("alpha_first", "w_first")
 
 #: the config section ``speed`` (see the module doc) and its allowed values
 SPEED_DEFAULTS: Dict[str, Any] = {"memory_format": "channels_last", "autocast": "none", "compile": False}
-SPEED_CHOICES: Dict[str, Tuple[Any, ...]] = {"memory_format": ("channels_last", "contiguous"),
-                                             "autocast": ("none", "bf16"), "compile": (False, True)}
+SPEED_CHOICES: Dict[str, Tuple[Any, ...]] = {
+    "memory_format": ("channels_last", "contiguous"),
+    "autocast": ("none", "bf16"),
+    "compile": (False, True),
+}
 MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+SPEED_OPTIONS: Dict[str, Option] = {
+    "memory_format": Option(
+        "conv weights and inputs NHWC (channels_last) or NCHW (contiguous)",
+        str,
+        choices=SPEED_CHOICES["memory_format"],
+        default=SPEED_DEFAULTS["memory_format"],
+    ),
+    "autocast": Option(
+        "none: FP32 | bf16: bfloat16 autocast (a deviation)",
+        str,
+        choices=SPEED_CHOICES["autocast"],
+        default=SPEED_DEFAULTS["autocast"],
+    ),
+    "compile": Option(
+        "torch.compile the softmax-mode supernet forward",
+        bool,
+        choices=SPEED_CHOICES["compile"],
+        default=SPEED_DEFAULTS["compile"],
+    ),
+}
 
 
 def validate_speed(speed: Any) -> None:
     """Raise ``ConfigError`` (one line) on an unknown key or value of the ``speed`` section."""
     if not isinstance(speed, dict):
         raise ConfigError(f"speed must be a mapping such as {SPEED_DEFAULTS}, not {speed!r}")
-    for key, value in speed.items():
-        if key not in SPEED_CHOICES:
-            raise ConfigError(f"speed: unknown key {key!r}; known keys: {', '.join(SPEED_CHOICES)}")
-        if isinstance(value, bool) != isinstance(SPEED_CHOICES[key][0], bool) or value not in SPEED_CHOICES[key]:
-            raise ConfigError(f"speed.{key} must be one of {list(SPEED_CHOICES[key])}, not {value!r}")
+    validate_section(speed, SPEED_OPTIONS, "speed")
 
 
 def speed_deviations(speed: Dict[str, Any]) -> List[str]:
     """Deviation texts of speed settings that change what a step computes beyond float rounding."""
     out = []
     if speed.get("autocast") == "bf16":
-        out.append("speed.autocast=bf16: weight steps and first-order α forward passes in bfloat16 autocast "
-                   "(the references ran in FP32; DARTS-2nd's unrolled and finite-difference passes stay FP32)")
+        out.append(
+            "speed.autocast=bf16: weight steps and first-order α forward passes in bfloat16 autocast "
+            "(the references ran in FP32; DARTS-2nd's unrolled and finite-difference passes stay FP32)"
+        )
     if speed.get("compile"):
-        out.append("speed.compile=true: supernet forward compiled by torch.compile (inductor); fused kernels "
-                   "round differently from eager FP32")
+        out.append(
+            "speed.compile=true: supernet forward compiled by torch.compile (inductor); fused kernels "
+            "round differently from eager FP32"
+        )
     return out
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option a method understands (``method_cfg.<key>``): its type or choices, bounds and meaning.
-
-    ``kind`` is ``float`` | ``int`` | ``bool`` | ``str``; ``choices`` restricts the value to a set;
-    ``minimum`` (with ``exclusive`` for a strict bound) bounds numbers.
-    """
-
-    doc: str
-    kind: type = float
-    choices: Optional[Tuple[Any, ...]] = None
-    minimum: Optional[float] = None
-    exclusive: bool = False
-    deviation: Optional[str] = None  #: text recorded in a run's deviations when the value is not the reference's
-    default: Any = None              #: the value when the config does not set it
-
-    def check(self, method: str, key: str, value: Any) -> None:
-        where = f"method {method} option {key}"
-        if self.choices is not None:
-            if value not in self.choices:
-                raise ConfigError(f"{where} must be one of {list(self.choices)}, not {value!r}")
-            return
-        if self.kind is bool:
-            ok = isinstance(value, bool)
-        elif self.kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif self.kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        else:
-            ok = isinstance(value, self.kind)
-        if not ok:
-            raise ConfigError(f"{where} must be a {self.kind.__name__}, not {value!r}")
-        if self.minimum is not None and (value <= self.minimum if self.exclusive else value < self.minimum):
-            raise ConfigError(f"{where} must be {'>' if self.exclusive else '>='} {self.minimum}, not {value!r}")
 
 
 ZERO_GRAD_MODES = ("zero", "none")
 #: options every method understands
 BASE_OPTIONS: Dict[str, Option] = {
-    "order": Option("iteration order: alpha_first (quark0, MiLeNAS) | w_first (xautodl NB201 DARTS-V1, GDAS)",
-                    str, choices=ORDERS),
+    "order": Option(
+        "iteration order: alpha_first (quark0, MiLeNAS) | w_first (xautodl NB201 DARTS-V1, GDAS)",
+        str,
+        choices=ORDERS,
+        default="alpha_first",
+    ),
     # PyTorch 1.x (every reference) zeroed gradients in place: a weight that received a gradient once keeps a
     # zero gradient, so SGD keeps applying weight decay and momentum to it even in steps where it is not used
     # (GDAS: ops not sampled this step).  set_to_none=True drops them, and SGD skips those weights.
-    "zero_grad": Option("zero: gradients zeroed in place as PyTorch 1.x (references) | none: set_to_none", str,
-                        choices=ZERO_GRAD_MODES, default="zero", deviation="weight gradients set to None between steps "
-                        "(unsampled ops skip weight decay and momentum; the references zero them in place)"),
+    "zero_grad": Option(
+        "zero: gradients zeroed in place as PyTorch 1.x (references) | none: set_to_none",
+        str,
+        choices=ZERO_GRAD_MODES,
+        default="zero",
+        deviation="weight gradients set to None between steps "
+        "(unsampled ops skip weight decay and momentum; the references zero them in place)",
+    ),
 }
 
 
@@ -138,20 +137,24 @@ class SearchMethod:
     """Base class: optimizers, schedules, the weight step and α-gradient helpers."""
 
     # ------------------------------------------------------------ metadata (asked by config, reports, regress)
-    name: ClassVar[str] = ""                 #: registry name (set by @register_method)
-    label: ClassVar[str] = ""                #: display name in tables and figures
-    color: ClassVar[str] = "#7f7f7f"         #: plot colour
-    display_rank: ClassVar[int] = 100        #: position in tables and figures (low first)
-    #: "core" = one of the five compared methods; "variant" = a paper variant (Figs. 3a, 5)
+    name: ClassVar[str] = ""  #: registry name (set by @register_method)
+    label: ClassVar[str] = ""  #: display name in tables and figures
+    color: ClassVar[str] = "#7f7f7f"  #: plot colour
+    display_rank: ClassVar[int] = 100  #: position in tables and figures (low first)
+    #: "core" = one of the five compared methods; "variant" = a paper variant (Figs. 3a, 5); "extra" = outside
+    #: the paper's claims (e.g. a plugin's own method): reported where it ran, never listed missing (``ROLES``)
     role: ClassVar[str] = "core"
-    reference: ClassVar[str] = ""            #: the reference implementation it follows
+    reference: ClassVar[str] = ""  #: the reference implementation it follows
     #: True when the NB201 reference scripts include this method (else it runs under the DARTS-V1 protocol)
     nb201_reference: ClassVar[bool] = True
     #: a method whose per-iteration cost this one claims to beat (regress records the ratio; MiLeNAS: darts-2nd)
     speed_compared_with: ClassVar[Optional[str]] = None
+    #: True when the α-gradient contains finite differences (DARTS 2nd order): float32 rounding is amplified there
+    #: (``harness doctor`` allows it a wider tolerance)
+    finite_differences: ClassVar[bool] = False
     #: schedule values logged per epoch (keys of ``schedule_state()``)
     logs: ClassVar[Tuple[str, ...]] = ("lr",)
-    #: which supernet forward the method needs: "softmax" mixture or one "gumbel" sampled path
+    #: the name of the edge weighting ``edge_weighting()`` installs ("softmax" mixture, "gumbel" sampled path, ...)
     forward_mode: ClassVar[str] = "softmax"
     #: options this method understands beyond the shared optimizer keys (``method_cfg``)
     options: ClassVar[Dict[str, Option]] = BASE_OPTIONS
@@ -159,11 +162,7 @@ class SearchMethod:
     @classmethod
     def validate_options(cls, method_cfg: Dict[str, Any]) -> None:
         """Raise ``ConfigError`` (one clear line) on an unknown option or a bad value."""
-        unknown = sorted(set(method_cfg) - set(cls.options))
-        if unknown:
-            raise ConfigError(f"method {cls.name}: unknown option(s) {unknown}; known: {', '.join(cls.options)}")
-        for key, value in method_cfg.items():
-            cls.options[key].check(cls.name, key, value)
+        validate_section(method_cfg, cls.options, f"method {cls.name}", noun="option")
 
     @classmethod
     def option_deviations(cls, method_cfg: Dict[str, Any], reference_cfg: Dict[str, Any]) -> List[str]:
@@ -185,8 +184,14 @@ class SearchMethod:
         inner = ", ".join(f"{symbols.get(k, k)}={v}" for k, v in sorted(variant.items()))
         return f"{base} ({inner})"
 
-    def __init__(self, supernet: nn.Module, cfg: Dict[str, Any], epochs: int, steps_per_epoch: int,
-                 speed: Optional[Dict[str, Any]] = None):
+    def __init__(
+        self,
+        supernet: nn.Module,
+        cfg: Dict[str, Any],
+        epochs: int,
+        steps_per_epoch: int,
+        speed: Optional[Dict[str, Any]] = None,
+    ):
         self.speed = {**SPEED_DEFAULTS, **(speed or {})}
         validate_speed(self.speed)
         if hasattr(supernet, "set_memory_format"):  # before the optimizers see the parameters
@@ -199,10 +204,16 @@ class SearchMethod:
         self.steps_per_epoch = int(steps_per_epoch)
         self.weights: List[nn.Parameter] = list(supernet.weights())
         self.alphas: List[nn.Parameter] = list(supernet.alphas())
-        self.w_opt = torch.optim.SGD(self.weights, lr=cfg["w_lr"], momentum=cfg["momentum"],
-                                     nesterov=bool(cfg["nesterov"]), weight_decay=cfg["w_wd"])
-        self.a_opt = torch.optim.Adam(self.alphas, lr=cfg["a_lr"], betas=tuple(cfg["a_betas"]),
-                                      weight_decay=cfg["a_wd"])
+        self.w_opt = torch.optim.SGD(
+            self.weights,
+            lr=cfg["w_lr"],
+            momentum=cfg["momentum"],
+            nesterov=bool(cfg["nesterov"]),
+            weight_decay=cfg["w_wd"],
+        )
+        self.a_opt = torch.optim.Adam(
+            self.alphas, lr=cfg["a_lr"], betas=tuple(cfg["a_betas"]), weight_decay=cfg["a_wd"]
+        )
         if cfg.get("grad_clip_target", "weights") not in CLIP_TARGETS:
             raise ValueError(f"grad_clip_target must be one of {CLIP_TARGETS}")
         if cfg.get("order", "alpha_first") not in ORDERS:
@@ -216,7 +227,18 @@ class SearchMethod:
         self.lr = cosine_lr(epoch, self.epochs, self.cfg["w_lr"], self.cfg["w_lr_min"])
         for group in self.w_opt.param_groups:
             group["lr"] = self.lr
-        self.net.set_mode(self.forward_mode)
+        self.net.set_weighting(self.edge_weighting())
+
+    # ---------------------------------------------------------------- the edge-weight contract
+    def edge_weighting(self) -> EdgeWeighting:
+        """The rule the supernet asks for its edges' op weights this epoch (``harness.spaces.base``; installed by
+        ``on_epoch_start``).  Its ``name`` must equal ``forward_mode``.  Default: softmax(α) (DARTS)."""
+        return SOFTMAX_WEIGHTING
+
+    def alpha_loss_terms(self) -> Dict[str, torch.Tensor]:
+        """Extra 0-dim terms (name → tensor, functions of α) added to the α-step loss: their α-gradient is added
+        to the α-gradient ``apply_alpha_grad`` receives.  None for the methods of the paper."""
+        return {}
 
     def schedule_state(self) -> Dict[str, Any]:
         """Per-epoch values to log (lr, τ…)."""
@@ -287,9 +309,11 @@ class SearchMethod:
     @staticmethod
     def batch_stats(prefix: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> Dict[str, torch.Tensor]:
         n = y.shape[0]
-        return {f"{prefix}_loss_sum": loss.detach() * n,
-                f"{prefix}_correct": (logits.detach().argmax(1) == y).sum(),
-                f"{prefix}_n": torch.tensor(n)}
+        return {
+            f"{prefix}_loss_sum": loss.detach() * n,
+            f"{prefix}_correct": (logits.detach().argmax(1) == y).sum(),
+            f"{prefix}_n": torch.tensor(n),
+        }
 
     def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> Dict[str, torch.Tensor]:
         """SGD step on the weights with the train batch (α as they are now), clipped per config.
@@ -309,19 +333,23 @@ class SearchMethod:
         target = self.cfg.get("grad_clip_target", "weights")
         if limit <= 0 or target == "none":
             return
-        params = {"weights": self.weights, "weights+alphas": self.weights + self.alphas,
-                  "alphas": self.alphas}[target]
+        params = {"weights": self.weights, "weights+alphas": self.weights + self.alphas, "alphas": self.alphas}[target]
         nn.utils.clip_grad_norm_(params, limit)
 
-    def alpha_grad(self, x: torch.Tensor, y: torch.Tensor, amp: bool = True
-                   ) -> Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def alpha_grad(
+        self, x: torch.Tensor, y: torch.Tensor, amp: bool = True
+    ) -> Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor]:
         """∇α L(w, α) on one batch, computed w.r.t. α only (weights' grads untouched)."""
         loss, logits = self.loss(x, y, amp=amp)
         grads = torch.autograd.grad(loss, self.alphas)
         return list(grads), loss, logits
 
     def apply_alpha_grad(self, grads: List[torch.Tensor]) -> None:
-        """Write the α-gradient into α.grad and take one Adam step."""
+        """Write the α-gradient (plus that of ``alpha_loss_terms``, if any) into α.grad and take one Adam step."""
+        terms = self.alpha_loss_terms()
+        if terms:
+            extra = torch.autograd.grad(sum(terms.values()), self.alphas, allow_unused=True)
+            grads = [g if e is None else g + e for g, e in zip(grads, extra)]
         self.a_opt.zero_grad(set_to_none=True)
         for a, g in zip(self.alphas, grads):
             a.grad = g.detach().clone()
@@ -333,8 +361,14 @@ class SearchMethod:
         zero gradient (and so its decay and momentum) once it had one, and α.grad enters the
         ``weights+alphas`` clip norm, so both are part of the state a resumed run needs."""
         grads = [None if p.grad is None else p.grad.detach().clone() for p in self.weights + self.alphas]
-        return {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
-                "epoch": self.epoch, "lr": self.lr, "grads": grads, "extra": self.extra_state()}
+        return {
+            "w_opt": self.w_opt.state_dict(),
+            "a_opt": self.a_opt.state_dict(),
+            "epoch": self.epoch,
+            "lr": self.lr,
+            "grads": grads,
+            "extra": self.extra_state(),
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.w_opt.load_state_dict(state["w_opt"])
@@ -349,3 +383,19 @@ class SearchMethod:
 
     def load_extra_state(self, state: Dict[str, Any]) -> None:
         pass
+
+    # ---------------------------------------------------------------- the α-direction, for measurements
+    @classmethod
+    def alpha_directions(cls, probe: Any, method_cfg: Dict[str, Any]) -> Optional[Dict[str, List[torch.Tensor]]]:
+        """The α-direction this method descends at a frozen point, by the method's own formula (None: not
+        measurable, e.g. a Gumbel-sampled forward).  Used by measurements (``harness.hypergrad``).
+
+        ``probe`` (``harness.hypergrad.measure.DirectionProbe``) gives the point and the derivatives of its
+        objectives L_train / L_val (``split`` = ``"train"`` | ``"val"``): ``weights``, ``alphas``,
+        ``momentum_buffers`` (None where absent), ``xi`` (the current weight learning rate), ``momentum``,
+        ``weight_decay``; ``grad_alpha(split, weights=None)``, ``grad_weights(split, weights=None)``,
+        ``grads(split, weights) -> (∇α, ∇w)``, ``mixed_hvp(split, v)`` = exact ∇²_{αw} L·v.
+        ``method_cfg``: the method's options (defaults where absent).  Returns ``{"": direction}``, optionally
+        with named variants of the same formula (``"exact"``) and its Hessian–vector products (keys ``hvp…``).
+        """
+        return None

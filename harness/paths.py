@@ -8,6 +8,7 @@ It may hold ``cifar10-jpeg/{train,test}.zip`` (ImageFolder-style zips, the offli
 or the official NAS-Bench-201 / NATS-Bench files.  The data folder may be read-only: decoded
 caches go to ``$HARNESS_CACHE`` or ``<project>/data/cache``.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,14 @@ def data_dir(explicit: Optional[Union[str, Path]] = None) -> Path:
     return local
 
 
-_DATA_MARKERS = ("cifar10-jpeg", "cifar-10-batches-py", "nas-bench-201", "NAS-Bench-201-v1_1-096897.pth",
-                 "NAS-Bench-201-v1_0-e61699.pth", "NATS-tss-v1_0-3ffb9-simple")
+_DATA_MARKERS = (
+    "cifar10-jpeg",
+    "cifar-10-batches-py",
+    "nas-bench-201",
+    "NAS-Bench-201-v1_1-096897.pth",
+    "NAS-Bench-201-v1_0-e61699.pth",
+    "NATS-tss-v1_0-3ffb9-simple",
+)
 
 
 def cache_dir() -> Path:

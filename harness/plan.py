@@ -20,6 +20,7 @@ The estimate counts search iterations only: the per-epoch supernet evaluation, b
 data loading and process start are not in it, and an early-stopped run ends sooner.  Where no
 measurement of a run's key exists on a device kind, the plan says "no measurement".
 """
+
 from __future__ import annotations
 
 import json
@@ -47,10 +48,14 @@ def iterations(cfg: Dict[str, Any]) -> Dict[str, int]:
 
 
 def size_key(space: str, method: str, space_cfg: Dict[str, Any], image_size: int, batch_size: int) -> str:
-    if space == "nb201":
-        dims = f"C={space_cfg.get('C')}, N={space_cfg.get('N')}"
-    elif space == "darts":
-        dims = f"C={space_cfg.get('C')}, layers={space_cfg.get('layers')}"
+    """Measurement key: space, method, the supernet dimensions the space's cost model names
+    (``SearchSpace.cost_model_keys``; every scalar key for a space without them or not registered), image and
+    batch size."""
+    from harness.registry import get_space, list_spaces
+
+    keys = get_space(space).cost_model_keys if space in list_spaces() else ()
+    if keys:
+        dims = ", ".join(f"{k}={space_cfg.get(k)}" for k in keys)
     else:
         dims = ", ".join(f"{k}={v}" for k, v in sorted(space_cfg.items()) if isinstance(v, (int, float, str)))
     return f"{space} {method} ({dims}, {image_size}px, batch {batch_size})"
@@ -77,16 +82,33 @@ def device_kind(description: str) -> str:
     return description or "unknown device"
 
 
-def load_calibration(path: Path = CALIBRATION) -> List[Dict[str, Any]]:
+def load_calibration(path: Path = CALIBRATION, rank: int = 1) -> List[Dict[str, Any]]:
+    """The measurements of a calibration file (the shipped table, or one ``harness calibrate`` wrote: pass
+    ``rank=0`` so that it wins over the shipped table, as records do)."""
     if not Path(path).is_file():
         return []
-    doc = json.loads(Path(path).read_text())
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"calibration file {path}: not readable JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("schema") != "harness.calibration/1":
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"calibration file {path}: not a harness.calibration/1 document")
     out = []
     for m in doc.get("measurements", []):
-        out.append({"device_kind": m["device_kind"],
-                    "key": size_key(m["space"], m["method"], m["space_cfg"], m["image_size"], m["batch_size"]),
-                    "seconds_per_iteration": float(m["seconds_per_iteration"]), "n": 1,
-                    "source": f"{Path(path).name}: {m.get('source', '')}", "rank": 1})
+        out.append(
+            {
+                "device_kind": m["device_kind"],
+                "key": size_key(m["space"], m["method"], m["space_cfg"], m["image_size"], m["batch_size"]),
+                "seconds_per_iteration": float(m["seconds_per_iteration"]),
+                "n": 1,
+                "source": f"{Path(path).name}: {m.get('source', '')}",
+                "rank": rank,
+            }
+        )
     return out
 
 
@@ -111,9 +133,17 @@ def measurements_from_runs(folders: Iterable[Path]) -> List[Dict[str, Any]]:
             k = (cfg_key(cfg), device_kind(rec.get("provenance", {}).get("device", "")))
             groups.setdefault(k, []).append(float(spi))
             where.setdefault(k, set()).add(str(folder))
-    return [{"device_kind": kind, "key": key, "seconds_per_iteration": statistics.median(v), "n": len(v),
-             "source": f"{len(v)} record(s) in {', '.join(sorted(where[(key, kind)]))}", "rank": 0}
-            for (key, kind), v in sorted(groups.items())]
+    return [
+        {
+            "device_kind": kind,
+            "key": key,
+            "seconds_per_iteration": statistics.median(v),
+            "n": len(v),
+            "source": f"{len(v)} record(s) in {', '.join(sorted(where[(key, kind)]))}",
+            "rank": 0,
+        }
+        for (key, kind), v in sorted(groups.items())
+    ]
 
 
 def estimate(configs: Sequence[Dict[str, Any]], measurements: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
@@ -126,16 +156,22 @@ def estimate(configs: Sequence[Dict[str, Any]], measurements: Sequence[Dict[str,
         if k not in best or m["rank"] < best[k]["rank"]:
             best[k] = m
     kinds = sorted({m["device_kind"] for m in measurements})
-    runs = []
+    runs: List[Dict[str, Any]] = []
     for cfg in configs:
         it = iterations(cfg)
         key = cfg_key(cfg)
-        per = {}
+        per: Dict[str, Optional[Dict[str, Any]]] = {}
         for kind in kinds:
-            m = best.get((key, kind))
-            per[kind] = None if m is None else {"seconds_per_iteration": m["seconds_per_iteration"],
-                                                "hours": it["iterations"] * m["seconds_per_iteration"] / 3600.0,
-                                                "source": m["source"]}
+            found = best.get((key, kind))
+            per[kind] = (
+                None
+                if found is None
+                else {
+                    "seconds_per_iteration": found["seconds_per_iteration"],
+                    "hours": it["iterations"] * found["seconds_per_iteration"] / 3600.0,
+                    "source": found["source"],
+                }
+            )
         rid = run_id(cfg["space"], cfg["method"], cfg["variant"], cfg["seed"])
         runs.append({"run_id": rid, "key": key, **it, "estimates": per})
     used = [k for k in kinds if any(r["estimates"][k] for r in runs)]
@@ -149,8 +185,14 @@ def estimate(configs: Sequence[Dict[str, Any]], measurements: Sequence[Dict[str,
             e = r["estimates"][kind]
             if e and e["source"] not in sources.setdefault(kind, []):
                 sources[kind].append(e["source"])
-    return {"runs": runs, "device_kinds": used, "unused_device_kinds": [k for k in kinds if k not in used],
-            "totals": totals, "sources": sources, "total_iterations": sum(r["iterations"] for r in runs)}
+    return {
+        "runs": runs,
+        "device_kinds": used,
+        "unused_device_kinds": [k for k in kinds if k not in used],
+        "totals": totals,
+        "sources": sources,
+        "total_iterations": sum(r["iterations"] for r in runs),
+    }
 
 
 def _unit(est: Dict[str, Any]) -> tuple:
@@ -165,8 +207,10 @@ def format_plan(profile: Dict[str, Any], est: Dict[str, Any], folders: Sequence[
     unit, scale = _unit(est)
     fmt = lambda h: f"{h * scale:,.1f}"  # noqa: E731
     lines.append(f"plan: profile {profile.get('name')} (scale {profile.get('scale')}), {len(runs)} search run(s)")
-    lines.append("iterations = epochs x ceil(search-train images / batch size) (capped by max_steps_per_epoch);"
-                 " cost = iterations x measured seconds per iteration")
+    lines.append(
+        "iterations = epochs x ceil(search-train images / batch size) (capped by max_steps_per_epoch);"
+        " cost = iterations x measured seconds per iteration"
+    )
     lines.append("(search iterations only: per-epoch supernet evaluation, data loading and process start excluded)")
     lines.append("")
     head = f"{'run id':<34} {'epochs':>6} {'it/epoch':>8} {'iterations':>10}"
@@ -190,23 +234,33 @@ def format_plan(profile: Dict[str, Any], est: Dict[str, Any], folders: Sequence[
         lines.append("no measurement for any run of this matrix on any device kind")
     for i, kind in enumerate(kinds):
         t = est["totals"][kind]
-        lines.append(f"[{i + 1}] {kind}: total {fmt(t['hours'])} {unit} for {t['runs_estimated']} run(s)"
-                     + (f"; no measurement for {t['runs_without']} run(s) (the total excludes them)"
-                        if t["runs_without"] else "")
-                     + (f" (= {t['hours'] / 24:,.1f} days on one such device)" if t["hours"] >= 24 else ""))
+        lines.append(
+            f"[{i + 1}] {kind}: total {fmt(t['hours'])} {unit} for {t['runs_estimated']} run(s)"
+            + (
+                f"; no measurement for {t['runs_without']} run(s) (the total excludes them)"
+                if t["runs_without"]
+                else ""
+            )
+            + (f" (= {t['hours'] / 24:,.1f} days on one such device)" if t["hours"] >= 24 else "")
+        )
         for src in est["sources"].get(kind, []):
             lines.append(f"      from {src}")
     missing = sorted({r["key"] for r in runs if not any(r["estimates"][k] for k in kinds)})
     for key in missing:
         lines.append(f"no measurement on any device kind: {key}")
     if est["unused_device_kinds"]:
-        lines.append("device kinds with measurements, none for this matrix's sizes: "
-                     + "; ".join(est["unused_device_kinds"]))
+        lines.append(
+            "device kinds with measurements, none for this matrix's sizes: " + "; ".join(est["unused_device_kinds"])
+        )
     if not any(k.startswith("cuda") for k in kinds):
-        lines.append("no measurement on a GPU: measure one with `python -m harness reproduce --profile gpu-quick "
-                     "--out runs/gpu-quick` on that GPU, then pass `--from-runs runs/gpu-quick`")
-    lines.append(f"measurements read from: {CALIBRATION.relative_to(PROJECT_ROOT)}"
-                 + (", " + ", ".join(str(f) for f in folders) if folders else " (no runs/*/records found)"))
+        lines.append(
+            "no measurement on a GPU: measure one with `python -m harness reproduce --profile gpu-quick "
+            "--out runs/gpu-quick` on that GPU, then pass `--from-runs runs/gpu-quick`"
+        )
+    lines.append(
+        f"measurements read from: {CALIBRATION.relative_to(PROJECT_ROOT)}"
+        + (", " + ", ".join(str(f) for f in folders) if folders else " (no runs/*/records found)")
+    )
     return "\n".join(lines)
 
 
@@ -220,8 +274,9 @@ def run_plan(args) -> int:
         get_method(name)
     for name in args.spaces or []:
         get_space(name)
-    configs = C.expand_profile(profile, spaces=args.spaces, methods=args.methods,
-                               overrides=C.parse_overrides(args.overrides))
+    configs = C.expand_profile(
+        profile, spaces=args.spaces, methods=args.methods, overrides=C.parse_overrides(args.overrides)
+    )
     if not configs:
         raise HarnessError("no runs selected (check --spaces / --methods against the profile)")
     if args.from_runs:
@@ -231,15 +286,37 @@ def run_plan(args) -> int:
                 raise HarnessError(f"--from-runs {f}: no such folder")
     else:
         folders = default_run_folders()
-    measurements = measurements_from_runs(folders) + ([] if args.no_calibration else load_calibration())
+    calibrated = []
+    for f in getattr(args, "calibration", None) or []:
+        if not Path(f).is_file():
+            raise HarnessError(f"--calibration {f}: no such file (write one with `python -m harness calibrate`)")
+        calibrated += load_calibration(Path(f), rank=0)
+    measurements = measurements_from_runs(folders) + calibrated + ([] if args.no_calibration else load_calibration())
     est = estimate(configs, measurements)
     if args.json:
-        print(json.dumps({"profile": profile.get("name"), "scale": profile.get("scale"),
-                          "from_runs": [str(f) for f in folders], **est}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "profile": profile.get("name"),
+                    "scale": profile.get("scale"),
+                    "from_runs": [str(f) for f in folders],
+                    **est,
+                },
+                indent=1,
+            )
+        )
     else:
         print(format_plan(profile, est, folders))
     return 0
 
 
-__all__ = ["iterations", "cfg_key", "device_kind", "load_calibration", "measurements_from_runs", "estimate",
-           "format_plan", "run_plan"]
+__all__ = [
+    "iterations",
+    "cfg_key",
+    "device_kind",
+    "load_calibration",
+    "measurements_from_runs",
+    "estimate",
+    "format_plan",
+    "run_plan",
+]

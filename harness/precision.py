@@ -10,25 +10,28 @@ full FP32 for both cuDNN and matmul; ``precision.allow_tf32: true`` allows TF32 
 deviation).  The policy is applied explicitly on every device (on CPU the flags have no numeric
 effect, but they are set and recorded all the same) and written into the record's provenance.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
 import torch
 
-from harness.errors import ConfigError
+from harness.schema import Option, validate_section
 
+#: the config section ``precision``
+PRECISION_OPTIONS: Dict[str, Option] = {
+    "allow_tf32": Option(
+        "TF32 for cuDNN convolutions and matmul (a deviation: the references ran in full FP32)", bool, default=False
+    ),
+}
 #: the default policy: what the references ran (full FP32)
-DEFAULT_PRECISION: Dict[str, Any] = {"allow_tf32": False}
-PRECISION_KEYS = {"allow_tf32": bool}
+DEFAULT_PRECISION: Dict[str, Any] = {k: o.default for k, o in PRECISION_OPTIONS.items()}
 
 
-def validate_precision(policy: Dict[str, Any]) -> None:
-    for key, value in policy.items():
-        if key not in PRECISION_KEYS:
-            raise ConfigError(f"precision: unknown key {key!r}; known keys: {', '.join(PRECISION_KEYS)}")
-        if not isinstance(value, PRECISION_KEYS[key]):
-            raise ConfigError(f"precision.{key} must be true or false, not {value!r}")
+def validate_precision(policy: Any) -> None:
+    """Raise ``ConfigError`` (one line) on an unknown key or a bad value of the ``precision`` section."""
+    validate_section(policy, PRECISION_OPTIONS, "precision")
 
 
 def apply_precision(policy: Optional[Dict[str, Any]], device: torch.device) -> Dict[str, Any]:
@@ -44,9 +47,14 @@ def apply_precision(policy: Optional[Dict[str, Any]], device: torch.device) -> D
 
 def current_precision(device: torch.device) -> Dict[str, Any]:
     """The precision flags in force (for provenance)."""
-    return {"cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
-            "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
-            "float32_matmul_precision": torch.get_float32_matmul_precision(),
-            "device_type": device.type,
-            "note": ("TF32 allowed (deviation: references ran in full FP32)" if torch.backends.cudnn.allow_tf32
-                     else "full FP32 (as the references)")}
+    return {
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "device_type": device.type,
+        "note": (
+            "TF32 allowed (deviation: references ran in full FP32)"
+            if torch.backends.cudnn.allow_tf32
+            else "full FP32 (as the references)"
+        ),
+    }

@@ -1,4 +1,5 @@
 """Provenance of every number: code commit, package versions, hardware."""
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,12 @@ def device_description(device: torch.device) -> str:
 def versions() -> Dict[str, str]:
     import numpy
 
-    out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
-           "platform": platform.platform()}
+    out = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+    }
     try:
         import torchvision
 
@@ -70,6 +75,11 @@ def versions() -> Dict[str, str]:
 
 def provenance(device: torch.device) -> Dict[str, Any]:
     state = git_state()
-    return {"commit": state["commit"], "dirty": state["dirty"], "versions": versions(),
-            "device": device_description(device), "threads": torch.get_num_threads(),
-            "hostname": platform.node()}
+    return {
+        "commit": state["commit"],
+        "dirty": state["dirty"],
+        "versions": versions(),
+        "device": device_description(device),
+        "threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+    }

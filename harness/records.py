@@ -1,51 +1,16 @@
 """Run records: one JSON file per run, the only interface between running and reporting.
 
-Schema ``harness.run/1`` (every key always present unless marked optional)::
+Schema ``harness.run/1``: every key a search or evaluation run writes is documented in ``docs/records.md``
+(``tests/test_records_doc.py`` walks real records of tiny runs and fails on an undocumented key).  In short::
 
-    {
-      "schema": "harness.run/1",
-      "kind": "search",                     # or "evaluation" (DARTS eval-network training)
-      "run_id": "nb201__milenas__s0",       # unique inside a run folder; also the file stem
-      "label": "MiLeNAS",                   # display name incl. variant, e.g. "MiLeNAS (λ=0.1)"
-      "space": "nb201", "method": "milenas", "variant": {},   # variant: option overrides, {} for default
-      "seed": 0, "profile": "smoke",
-      "scale": "smoke",                     # smoke | cpu | gpu-quick | paper: a smoke run is never a reproduction
-      "status": "ok",                       # ok | failed | running
-      "failure": null,                      # {"reason": str, "epoch": int} when failed
-      "config": {...}, "config_hash": "sha256:…",        # the full resolved config
-      "provenance": {"commit": str, "dirty": bool, "versions": {...}, "device": str,
-                     "threads": int, "dataset": "CIFAR-10 (JPEG q75 copy)", "dataset_sha256": str,
-                     "split": str, "image_size": int, "benchmark_source": str|null},
-      "epochs": [                           # one entry per finished search epoch (0-based)
-        {"epoch": 0, "lr": 0.025, "tau": null,
-         "train_loss": float, "train_acc": float,        # % over the epoch's search-train batches
-         "val_loss": float, "val_acc": float,            # % of the supernet on the search-val data
-         "arch": str,                                    # NB201 arch string / DARTS Genotype(...) text
-         "arch_info": {...},                             # space facts: nb201 index + benchmark columns;
-                                                         # darts params_M, conv counts, size_key
-         "alpha_probs": {"alpha": [[...]]},              # softmax(α) per α tensor
-         "search_val_batch_loss"/"search_val_batch_acc": float,   # on the α-step val batches (if any)
-         "iterations": int,                              # search iterations in this epoch
-         "epoch_seconds": float}                         # search time of this epoch (no eval/lookup)
-      ],
-      "final": {"arch": str, "arch_info": {...}, "val_acc": float, "best_val_acc": float,
-                "search_seconds": float, "iterations": int,
-                "seconds_per_iteration": float,          # all epochs
-                "seconds_per_iteration_steady": float|null,   # all epochs but the first (warm-up)
-                "peak_rss_mb": float, "peak_gpu_mb": float (CUDA only)},   # null unless status ok
-      "early_stopped_at": int (optional: epoch at which the early-stop rule ended the search),
-      "started_at": iso8601, "finished_at": iso8601|null
-    }
-
-Evaluation records (kind "evaluation", written by ``harness.evaluate``) carry ``genotype`` (text),
-``genotype_name``, ``params_M`` (auxiliary head excluded), ``selection`` (which search run was
-chosen and why, or null), ``deviations``, per-epoch ``{"epoch", "lr", "drop_path_prob",
-"train_loss", "train_acc", "test_loss", "test_acc", "steps", "epoch_seconds"}`` and
-``final = {"test_acc", "test_error", "best_test_acc", "test_loss", "train_acc", "train_seconds",
-"params_M", "steps", "peak_rss_mb"}``.
+    {"schema": "harness.run/1", "kind": "search" | "evaluation", "run_id", "label", "space", "method", "variant",
+     "seed", "profile", "scale", "status": "running" | "ok" | "failed", "failure", "config", "config_hash",
+     "provenance": {commit, versions, device, dataset, split, precision, ...}, "deviations": [str],
+     "epochs": [{one entry per finished epoch}], "final": {summary} | null, "started_at", "finished_at"}
 
 Accuracies are percentages; times are seconds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -101,7 +66,9 @@ def _umask() -> int:
 
 
 def write_record(path: Path, record: Dict[str, Any]) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(record, indent=1, sort_keys=False, default=_json_default) + "\n").encode())
+    atomic_write_bytes(
+        Path(path), (json.dumps(record, indent=1, sort_keys=False, default=_json_default) + "\n").encode()
+    )
 
 
 def _json_default(obj: Any) -> Any:

@@ -12,11 +12,22 @@ regression checks ask the registry and keep no list of method names of their own
 The registries are filled by importing plugin modules named in the ``harness.plugins`` entry-point
 group (``pyproject.toml``: the built-in spaces and ``baselines``; a third-party package adds its
 own methods or spaces the same way).  This module imports none of them statically.
+
+Protocol rows (``harness.config.load_protocol``) come the same way for built-ins and plugins: every
+package named in the ``harness.protocols`` entry-point group holds ``<space>.yaml`` files
+(``protocol_packages``; the harness's own is ``harness.protocols``).  A method's ``role`` is one of
+``ROLES``: ``core`` (the compared methods), ``variant`` (the paper's variants), ``extra`` (outside the
+paper's claims, e.g. a plugin's method: reported where it ran, never expected).  See ``docs/plugins.md``.
 """
+
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Dict, List, Optional, Type, TypeVar
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Type, TypeVar
+
+if TYPE_CHECKING:  # the contracts, for type checkers only: nothing is imported at run time
+    from harness.methods import SearchMethod
+    from harness.spaces.base import SearchSpace
 
 T = TypeVar("T")
 
@@ -46,8 +57,20 @@ def register_space(name: str):
     return _register(_SPACES, "space", name)
 
 
+#: a method's ``role``: which methods a complete run store is expected to hold (reports/runs.py)
+ROLES = ("core", "variant", "extra")
+
+
 def register_method(name: str):
-    return _register(_METHODS, "method", name)
+    register = _register(_METHODS, "method", name)
+
+    def deco(cls: Type[T]) -> Type[T]:
+        role = getattr(cls, "role", "core")
+        if role not in ROLES:
+            raise ValueError(f"method {name!r}: role must be one of {', '.join(ROLES)}, not {role!r}")
+        return register(cls)
+
+    return deco
 
 
 #: used when the package metadata is not installed (running from a source tree without ``pip install -e``)
@@ -63,6 +86,33 @@ def _plugin_modules() -> List[str]:
     except Exception:  # pragma: no cover - broken metadata
         found = []
     return sorted(set(found) | set(BUILTIN_PLUGINS))
+
+
+#: the harness's own protocol package and its distribution (also used without installed package metadata)
+HARNESS_PROTOCOLS = "harness.protocols"
+HARNESS_DISTRIBUTION = "milenas-harness"
+_protocol_packages: Optional[List[Tuple[str, str]]] = None
+
+
+def protocol_packages() -> List[Tuple[str, str]]:
+    """``(distribution, package)`` of every package in the ``harness.protocols`` entry-point group, the
+    harness's own first, then by distribution name; each package folder holds ``<space>.yaml`` files."""
+    global _protocol_packages
+    if _protocol_packages is None:
+        found: Dict[str, str] = {}
+        try:
+            from importlib.metadata import entry_points
+
+            for ep in entry_points(group="harness.protocols"):
+                dist = getattr(ep, "dist", None)
+                found[ep.value] = dist.name if dist is not None else ep.value
+        except Exception:  # pragma: no cover - broken metadata
+            pass
+        found[HARNESS_PROTOCOLS] = HARNESS_DISTRIBUTION
+        _protocol_packages = sorted(
+            ((d, m) for m, d in found.items()), key=lambda dm: (dm[1] != HARNESS_PROTOCOLS, dm[0], dm[1])
+        )
+    return list(_protocol_packages)
 
 
 def load_plugins() -> None:
@@ -82,7 +132,7 @@ def list_spaces() -> List[str]:
 
 def list_methods(order: str = "name", role: Optional[str] = None) -> List[str]:
     """Registered method names, by name or (``order="display"``) by each class's ``display_rank``;
-    ``role`` keeps only "core" methods (the five compared) or "variant"s."""
+    ``role`` keeps only the methods of that role (``ROLES``)."""
     load_plugins()
     names = [n for n in _METHODS if role is None or getattr(_METHODS[n], "role", "core") == role]
     if order == "display":
@@ -90,19 +140,19 @@ def list_methods(order: str = "name", role: Optional[str] = None) -> List[str]:
     return sorted(names)
 
 
-def find_method(name: Optional[str]) -> Optional[type]:
+def find_method(name: Optional[str]) -> Optional[Type[SearchMethod]]:
     load_plugins()
     return _METHODS.get(name) if name else None
 
 
-def get_space(name: str) -> type:
+def get_space(name: str) -> Type[SearchSpace]:
     load_plugins()
     if name not in _SPACES:
         raise UnknownNameError(f"unknown search space {name!r}; known spaces: {', '.join(sorted(_SPACES))}")
     return _SPACES[name]
 
 
-def get_method(name: str) -> type:
+def get_method(name: str) -> Type[SearchMethod]:
     load_plugins()
     if name not in _METHODS:
         raise UnknownNameError(f"unknown search method {name!r}; known methods: {', '.join(sorted(_METHODS))}")

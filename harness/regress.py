@@ -34,12 +34,12 @@ the semantics of an old file.
 Missing or failed runs in RUNS are failures with their own line.  A missing or corrupt baseline
 file is a :class:`~harness.errors.HarnessError` (one ``error:`` line, exit 2).
 """
+
 from __future__ import annotations
 
 import json
 import math
 import statistics
-import sys
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,7 +49,7 @@ from harness import records
 from harness.errors import HarnessError
 
 BASELINE_SCHEMA = "harness.regress-baseline/1"
-REFERENCE = "geomean"     # reference workload: geometric mean s/iter of all methods of the space (same seed, store)
+REFERENCE = "geomean"  # reference workload: geometric mean s/iter of all methods of the space (same seed, store)
 
 
 def cost_pairs() -> List[Tuple[str, str]]:
@@ -57,7 +57,13 @@ def cost_pairs() -> List[Tuple[str, str]]:
     (MiLeNAS: DARTS 2nd order, the paper's Fig. 3b claim)."""
     from harness.registry import get_method, list_methods
 
-    return [(m, get_method(m).speed_compared_with) for m in list_methods() if get_method(m).speed_compared_with]
+    out = []
+    for m in list_methods():
+        other = get_method(m).speed_compared_with
+        if other:
+            out.append((m, other))
+    return out
+
 
 #: accuracy metrics (percentage points): margin = max(k_std · std, floor)
 ACC_RULES: Dict[str, Dict[str, float]] = {
@@ -67,12 +73,13 @@ ACC_RULES: Dict[str, Dict[str, float]] = {
     # move it by tens of points: a wider floor, and the seeds' min/max already carry that spread.
     "cifar10_test_200ep": {"k_std": 1.0, "floor": 5.0},
 }
-COST_TOL_MIN = 0.5       # ×/÷ 1.5: passes the scheduling noise of 2 busy worker processes
+COST_TOL_MIN = 0.5  # ×/÷ 1.5: passes the scheduling noise of 2 busy worker processes
 COST_K_SPREAD = 2.0
-COST_TOL_MAX = 0.6       # ×/÷ 1.6 at most: a +100 % slowdown of one of 5 methods (×1.74) always fails
+COST_TOL_MAX = 0.6  # ×/÷ 1.6 at most: a +100 % slowdown of one of 5 methods (×1.74) always fails
 
 
 # ---------------------------------------------------------------------- reading runs
+
 
 def entry_key(space: str, method: str, variant: Dict[str, Any], profile: str) -> str:
     from harness.config import variant_suffix
@@ -99,9 +106,17 @@ def accuracy_metrics(rec: Dict[str, Any]) -> Dict[str, float]:
         if fin.get(key) is not None:
             out[key] = float(fin[key])
     bench = (fin.get("arch_info") or {}).get("benchmark") or {}
-    if rec.get("space") == "nb201" and bench.get("cifar10_test_200ep") is not None:
-        out["cifar10_test_200ep"] = float(bench["cifar10_test_200ep"])
+    for key in _regress_metrics(rec.get("space")):
+        if bench.get(key) is not None:
+            out[key] = float(bench[key])
     return out
+
+
+def _regress_metrics(space: Optional[str]) -> Tuple[str, ...]:
+    """The found-cell benchmark metrics checked for ``space`` (``SearchSpace.regress_metrics``; none if unknown)."""
+    from harness.registry import get_space, list_spaces
+
+    return tuple(get_space(space).regress_metrics) if space in list_spaces() else ()
 
 
 def load_search_records(runs: Path) -> List[Dict[str, Any]]:
@@ -121,8 +136,13 @@ def _group(recs: Iterable[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
 
 
 def _stats(values: List[float]) -> Dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values), "n": len(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 def _geomean(values: List[float]) -> float:
@@ -155,8 +175,16 @@ def _cost_block(per_seed: Dict[str, float], reference: str, extra: Dict[str, Any
     value = statistics.median(per_seed.values())
     spread = max(abs(v / value - 1.0) for v in per_seed.values())
     tol = min(COST_TOL_MAX, max(COST_TOL_MIN, COST_K_SPREAD * spread))
-    return {"reference": reference, "value": value, "per_seed": per_seed, "max_rel_spread": spread,
-            "tol": tol, "low": value / (1.0 + tol), "high": value * (1.0 + tol), **extra}
+    return {
+        "reference": reference,
+        "value": value,
+        "per_seed": per_seed,
+        "max_rel_spread": spread,
+        "tol": tol,
+        "low": value / (1.0 + tol),
+        "high": value * (1.0 + tol),
+        **extra,
+    }
 
 
 def _space_members(keys: Iterable[str], space: str, profile: str) -> List[str]:
@@ -165,11 +193,13 @@ def _space_members(keys: Iterable[str], space: str, profile: str) -> List[str]:
 
 # ---------------------------------------------------------------------- recording
 
+
 def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]:
     failed = [r["run_id"] for r in recs if r.get("status") != "ok"]
     if failed:
-        raise HarnessError(f"cannot record a baseline from a run store with unfinished or failed runs: "
-                           f"{', '.join(sorted(failed))}")
+        raise HarnessError(
+            f"cannot record a baseline from a run store with unfinished or failed runs: {', '.join(sorted(failed))}"
+        )
     if not recs:
         raise HarnessError(f"no search records under {runs_dir}: nothing to record")
     groups = _group(recs)
@@ -183,17 +213,40 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
             st = _stats(list(vals.values()))
             rule = ACC_RULES[metric]
             margin = max(rule["k_std"] * st["std"], rule["floor"])
-            acc[metric] = {"per_seed": vals, **st, "margin": margin,
-                           "low": max(0.0, st["min"] - margin), "high": min(100.0, st["max"] + margin)}
+            acc[metric] = {
+                "per_seed": vals,
+                **st,
+                "margin": margin,
+                "low": max(0.0, st["min"] - margin),
+                "high": min(100.0, st["max"] + margin),
+            }
         members = _space_members(groups, r0["space"], r0["profile"])
         ref = _reference_by_seed(groups, members)
-        cost = _cost_block(_ratios(grp, ref), REFERENCE, {
-            "members": members, "seconds_per_iteration": {str(r["seed"]): seconds_per_iteration(r) for r in grp},
-            "reference_seconds_per_iteration": {str(k): v for k, v in sorted(ref.items())}}) if len(members) > 1 else None
-        entries[key] = {"space": r0["space"], "method": r0["method"], "variant": r0.get("variant") or {},
-                        "label": r0.get("label"), "profile": r0["profile"], "scale": r0.get("scale"),
-                        "seeds": [r["seed"] for r in grp], "config_hash": r0.get("config_hash"),
-                        "accuracy": acc, "cost": cost}
+        cost = (
+            _cost_block(
+                _ratios(grp, ref),
+                REFERENCE,
+                {
+                    "members": members,
+                    "seconds_per_iteration": {str(r["seed"]): seconds_per_iteration(r) for r in grp},
+                    "reference_seconds_per_iteration": {str(k): v for k, v in sorted(ref.items())},
+                },
+            )
+            if len(members) > 1
+            else None
+        )
+        entries[key] = {
+            "space": r0["space"],
+            "method": r0["method"],
+            "variant": r0.get("variant") or {},
+            "label": r0.get("label"),
+            "profile": r0["profile"],
+            "scale": r0.get("scale"),
+            "seeds": [r["seed"] for r in grp],
+            "config_hash": r0.get("config_hash"),
+            "accuracy": acc,
+            "cost": cost,
+        }
     pairs: Dict[str, Any] = {}
     for key, grp in sorted(groups.items()):
         r0 = grp[0]
@@ -206,8 +259,12 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
                 block = _cost_block(_ratios(grp, {k: v for k, v in den_t.items() if v}), den, {})
                 if block:
                     pairs[f"{r0['space']}/{num}÷{den}/{r0['profile']}"] = {
-                        "space": r0["space"], "profile": r0["profile"], "numerator": key,
-                        "denominator": den_key, **block}
+                        "space": r0["space"],
+                        "profile": r0["profile"],
+                        "numerator": key,
+                        "denominator": den_key,
+                        **block,
+                    }
     provs = [r.get("provenance") or {} for r in recs]
     manifest = {}
     try:
@@ -230,16 +287,21 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
             "command": manifest.get("command"),
         },
         "rules": {
-            "accuracy": {"metrics": ACC_RULES,
-                         "envelope": "[min - margin, max + margin], margin = max(k_std * std(ddof=1), floor); "
-                                     "each observed seed must lie inside"},
-            "cost": {"reference": "geometric mean steady s/iter of all methods of the space (same seed, profile, "
-                                  "run store)", "tol_min": COST_TOL_MIN, "k_spread": COST_K_SPREAD,
-                     "tol_max": COST_TOL_MAX,
-                     "ratio": "per seed: steady s/iter of the method / reference; baseline value = median over "
-                              "seeds; observed = geometric mean over the seeds present",
-                     "pass": "value/(1+tol) <= observed <= value*(1+tol); tol = clip(k_spread * max relative "
-                             "deviation of a per-seed ratio from the median, tol_min, tol_max)"},
+            "accuracy": {
+                "metrics": ACC_RULES,
+                "envelope": "[min - margin, max + margin], margin = max(k_std * std(ddof=1), floor); "
+                "each observed seed must lie inside",
+            },
+            "cost": {
+                "reference": "geometric mean steady s/iter of all methods of the space (same seed, profile, run store)",
+                "tol_min": COST_TOL_MIN,
+                "k_spread": COST_K_SPREAD,
+                "tol_max": COST_TOL_MAX,
+                "ratio": "per seed: steady s/iter of the method / reference; baseline value = median over "
+                "seeds; observed = geometric mean over the seeds present",
+                "pass": "value/(1+tol) <= observed <= value*(1+tol); tol = clip(k_spread * max relative "
+                "deviation of a per-seed ratio from the median, tol_min, tol_max)",
+            },
         },
         "entries": entries,
         "pairs": pairs,
@@ -263,8 +325,10 @@ def load_baseline(path: Path) -> Dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise HarnessError(f"cannot read baseline {path}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise HarnessError(f"baseline {path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
-                           "restore it or record a new one with --update") from None
+        raise HarnessError(
+            f"baseline {path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
+            "restore it or record a new one with --update"
+        ) from None
     if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA or not isinstance(data.get("entries"), dict):
         raise HarnessError(f"baseline {path} is not a {BASELINE_SCHEMA} file")
     return data
@@ -288,44 +352,89 @@ def check(baseline: Dict[str, Any], recs: List[Dict[str, Any]]) -> Tuple[List[Ro
     for key, ent in sorted(baseline["entries"].items()):
         grp = groups.get(key, [])
         if not grp:
-            rows.append({"check": key, "metric": "run", "baseline": f"seeds {ent.get('seeds')}", "observed": "missing",
-                         "delta": "", "tol": "", "ok": False})
+            rows.append(
+                {
+                    "check": key,
+                    "metric": "run",
+                    "baseline": f"seeds {ent.get('seeds')}",
+                    "observed": "missing",
+                    "delta": "",
+                    "tol": "",
+                    "ok": False,
+                }
+            )
             continue
         for r in grp:
             if r.get("status") != "ok":
                 why = (r.get("failure") or {}).get("reason") or f"status {r.get('status')}"
-                rows.append({"check": f"{key} s{r.get('seed')}", "metric": "run", "baseline": "ok",
-                             "observed": f"{r.get('status')}: {why}", "delta": "", "tol": "", "ok": False})
+                rows.append(
+                    {
+                        "check": f"{key} s{r.get('seed')}",
+                        "metric": "run",
+                        "baseline": "ok",
+                        "observed": f"{r.get('status')}: {why}",
+                        "delta": "",
+                        "tol": "",
+                        "ok": False,
+                    }
+                )
         good = ok_groups[key]
         hashes = {r.get("config_hash") for r in good}
         if ent.get("config_hash") and hashes and hashes != {ent["config_hash"]}:
-            notes.append(f"{key}: config differs from the baseline's ({ent['config_hash']} vs "
-                         f"{', '.join(sorted(h or '?' for h in hashes))}); if intended, re-record with --update")
+            notes.append(
+                f"{key}: config differs from the baseline's ({ent['config_hash']} vs "
+                f"{', '.join(sorted(h or '?' for h in hashes))}); if intended, re-record with --update"
+            )
         for metric, env in ent.get("accuracy", {}).items():
             for r in good:
                 val = accuracy_metrics(r).get(metric)
                 if val is None:
-                    rows.append({"check": f"{key} s{r['seed']}", "metric": metric,
-                                 "baseline": f"[{_fmt(env['low'])}, {_fmt(env['high'])}]", "observed": "absent",
-                                 "delta": "", "tol": f"±{_fmt(env['margin'])}", "ok": False})
+                    rows.append(
+                        {
+                            "check": f"{key} s{r['seed']}",
+                            "metric": metric,
+                            "baseline": f"[{_fmt(env['low'])}, {_fmt(env['high'])}]",
+                            "observed": "absent",
+                            "delta": "",
+                            "tol": f"±{_fmt(env['margin'])}",
+                            "ok": False,
+                        }
+                    )
                     continue
                 inside = env["low"] <= val <= env["high"]
                 delta = val - env["mean"]
-                rows.append({"check": f"{key} s{r['seed']}", "metric": metric,
-                             "baseline": f"[{_fmt(env['low'])}, {_fmt(env['high'])}] (mean {_fmt(env['mean'])})",
-                             "observed": _fmt(val), "delta": f"{delta:+.2f} pp", "tol": f"±{_fmt(env['margin'])} pp",
-                             "ok": inside})
+                rows.append(
+                    {
+                        "check": f"{key} s{r['seed']}",
+                        "metric": metric,
+                        "baseline": f"[{_fmt(env['low'])}, {_fmt(env['high'])}] (mean {_fmt(env['mean'])})",
+                        "observed": _fmt(val),
+                        "delta": f"{delta:+.2f} pp",
+                        "tol": f"±{_fmt(env['margin'])} pp",
+                        "ok": inside,
+                    }
+                )
         cost = ent.get("cost")
         if cost and good:
             ref = _reference_by_seed(groups, cost["members"])
-            rows.append(_ratio_row(key, "s/iter ÷ space geomean", cost, _ratios(good, ref),
-                                   "no seed with every method of the space ok"))
+            rows.append(
+                _ratio_row(
+                    key, "s/iter ÷ space geomean", cost, _ratios(good, ref), "no seed with every method of the space ok"
+                )
+            )
     for key, pair in sorted(baseline.get("pairs", {}).items()):
         num, den = ok_groups.get(pair["numerator"], []), ok_groups.get(pair["denominator"], [])
         if num:  # a missing numerator already failed above
             den_t = {r["seed"]: seconds_per_iteration(r) for r in den}
-            rows.append(_ratio_row(key, "s/iter ratio", pair, _ratios(num, {k: v for k, v in den_t.items() if v}),
-                                   f"no {pair['reference']} run to compare with"))
+            rows.append(
+                _ratio_row(
+                    key,
+                    "s/iter ratio",
+                    pair,
+                    _ratios(num, {k: v for k, v in den_t.items() if v}),
+                    f"no {pair['reference']} run to compare with",
+                )
+            )
     known = set(baseline["entries"])
     extra = sorted(k for k in groups if k not in known)
     if extra:
@@ -338,17 +447,33 @@ def _ratio_row(key: str, metric: str, block: Dict[str, Any], per_seed: Dict[str,
     tol = f"×/÷ {1 + block['tol']:.2f} ({block['tol'] * 100:+.0f}%)"
     observed = _geomean(list(per_seed.values())) if per_seed else None
     if observed is None:
-        return {"check": key, "metric": metric, "baseline": _fmt(base, 3),
-                "observed": why, "delta": "", "tol": tol, "ok": False}
+        return {
+            "check": key,
+            "metric": metric,
+            "baseline": _fmt(base, 3),
+            "observed": why,
+            "delta": "",
+            "tol": tol,
+            "ok": False,
+        }
     ok = block["low"] <= observed <= block["high"]
-    return {"check": key, "metric": metric, "baseline": f"{_fmt(base, 3)} [{_fmt(block['low'], 3)}, {_fmt(block['high'], 3)}]",
-            "observed": _fmt(observed, 3), "delta": f"{(observed / base - 1) * 100:+.0f}%", "tol": tol, "ok": ok}
+    return {
+        "check": key,
+        "metric": metric,
+        "baseline": f"{_fmt(base, 3)} [{_fmt(block['low'], 3)}, {_fmt(block['high'], 3)}]",
+        "observed": _fmt(observed, 3),
+        "delta": f"{(observed / base - 1) * 100:+.0f}%",
+        "tol": tol,
+        "ok": ok,
+    }
 
 
 def format_table(rows: List[Row]) -> str:
     head = ["check", "metric", "baseline", "observed", "delta", "tolerance", "result"]
-    body = [[r["check"], r["metric"], r["baseline"], r["observed"], r["delta"], r["tol"], "PASS" if r["ok"] else "FAIL"]
-            for r in rows]
+    body = [
+        [r["check"], r["metric"], r["baseline"], r["observed"], r["delta"], r["tol"], "PASS" if r["ok"] else "FAIL"]
+        for r in rows
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     out = [line(head), line(["-" * w for w in widths])]
@@ -363,8 +488,10 @@ def run_regress(args) -> int:
         baseline = build_baseline(recs, runs)
         write_baseline(path, baseline)
         prov = baseline["provenance"]
-        print(f"baseline recorded: {path} ({len(baseline['entries'])} entries, {prov['n_runs']} runs, "
-              f"seeds {prov['seeds']}, profiles {', '.join(prov['profiles'])})")
+        print(
+            f"baseline recorded: {path} ({len(baseline['entries'])} entries, {prov['n_runs']} runs, "
+            f"seeds {prov['seeds']}, profiles {', '.join(prov['profiles'])})"
+        )
         for key, ent in baseline["entries"].items():
             c = ent.get("cost")
             cost = f"cost {c['value']:.3f}× space geomean (tol {c['tol'] * 100:.0f}%)" if c else "no cost"
@@ -375,15 +502,19 @@ def run_regress(args) -> int:
         return 0
     baseline = load_baseline(path)
     rows, notes = check(baseline, recs)
-    print(f"regression check: {runs} against {path} (recorded {baseline['provenance'].get('date', '?')}, "
-          f"seeds {baseline['provenance'].get('seeds')})")
+    print(
+        f"regression check: {runs} against {path} (recorded {baseline['provenance'].get('date', '?')}, "
+        f"seeds {baseline['provenance'].get('seeds')})"
+    )
     print(format_table(rows))
     for n in notes:
         print(f"note: {n}")
     failed = [r for r in rows if not r["ok"]]
     if failed:
-        print(f"FAIL: {len(failed)} of {len(rows)} checks out of tolerance "
-              f"(if the change is intended, re-record: python -m harness regress {runs} --baseline {path} --update)")
+        print(
+            f"FAIL: {len(failed)} of {len(rows)} checks out of tolerance "
+            f"(if the change is intended, re-record: python -m harness regress {runs} --baseline {path} --update)"
+        )
         return 1
     print(f"PASS: all {len(rows)} checks within tolerance")
     return 0

@@ -31,6 +31,7 @@ file systems; NFSv3 and later, Lustre, GPFS, BeeGFS; not NFSv2) and ``rename`` a
 folder; hosts' clocks agree to well within the stale timeout (NTP); host names are unique among
 the machines that share the folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -111,8 +112,10 @@ def describe_holder(holder: Optional[Dict[str, Any]]) -> str:
         return "another process"
     age = time.time() - float(holder.get("heartbeat_unix") or 0)
     job = f", job {holder['job']}" if holder.get("job") else ""
-    return (f"host {holder.get('host')} pid {holder.get('pid')}{job}, since {holder.get('started_at')}, "
-            f"heartbeat {age:.0f} s ago")
+    return (
+        f"host {holder.get('host')} pid {holder.get('pid')}{job}, since {holder.get('started_at')}, "
+        f"heartbeat {age:.0f} s ago"
+    )
 
 
 def read_lock(path: Path) -> Optional[Dict[str, Any]]:
@@ -161,7 +164,7 @@ class RunLock:
         self.path = self.dir / f"{run_id}.lock"
         self.token = uuid.uuid4().hex
         self.holder: Optional[Dict[str, Any]] = None
-        self.took_over: Optional[str] = None   # why a stale lock was taken over, if one was
+        self.took_over: Optional[str] = None  # why a stale lock was taken over, if one was
         self.held = False
         self._lost: Optional[Dict[str, Any]] = None
         self._mutex = threading.Lock()
@@ -173,10 +176,22 @@ class RunLock:
     def _content(self) -> bytes:
         now = time.time()
         pid = os.getpid()
-        return (json.dumps({"run_id": self.run_id, "token": self.token, "host": socket.gethostname(), "pid": pid,
-                            "pid_start": process_start(pid), "job": job_identity(),
-                            "started_at": _now_iso(self._started), "heartbeat": _now_iso(now),
-                            "heartbeat_unix": now}) + "\n").encode()
+        return (
+            json.dumps(
+                {
+                    "run_id": self.run_id,
+                    "token": self.token,
+                    "host": socket.gethostname(),
+                    "pid": pid,
+                    "pid_start": process_start(pid),
+                    "job": job_identity(),
+                    "started_at": _now_iso(self._started),
+                    "heartbeat": _now_iso(now),
+                    "heartbeat_unix": now,
+                }
+            )
+            + "\n"
+        ).encode()
 
     def _create(self) -> bool:
         try:
@@ -212,8 +227,7 @@ class RunLock:
     def _got_it(self) -> bool:
         self.held = True
         self.holder = None
-        self._thread = threading.Thread(target=self._beat_forever, name=f"lock-heartbeat-{self.run_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._beat_forever, name=f"lock-heartbeat-{self.run_id}", daemon=True)
         self._thread.start()
         return True
 
@@ -302,7 +316,7 @@ class RunLock:
             if not tmp.name.startswith(prefix):
                 continue
             try:
-                pid = int(tmp.name[len(prefix):])
+                pid = int(tmp.name[len(prefix) :])
             except ValueError:
                 continue
             if not pid_alive(pid):
@@ -323,5 +337,16 @@ def elsewhere_summary(run_id: str, holder: Optional[Dict[str, Any]]) -> Dict[str
     return {"run_id": run_id, "status": RUNNING_ELSEWHERE, "failure": None, "holder": describe_holder(holder)}
 
 
-__all__ = ["RunLock", "LockLost", "RUNNING_ELSEWHERE", "elsewhere_summary", "set_job_identity", "job_identity",
-           "read_lock", "stale_reason", "describe_holder", "stale_seconds", "heartbeat_seconds"]
+__all__ = [
+    "RunLock",
+    "LockLost",
+    "RUNNING_ELSEWHERE",
+    "elsewhere_summary",
+    "set_job_identity",
+    "job_identity",
+    "read_lock",
+    "stale_reason",
+    "describe_holder",
+    "stale_seconds",
+    "heartbeat_seconds",
+]

@@ -17,6 +17,7 @@ training transform; NB201: test-time transform).  The found cell is chosen by ``
 ``last`` (DARTS, GDAS, the NB201 scripts: the last epoch's cell), ``best_val_reference`` (MiLeNAS
 §4.1: the epoch with the highest reference-style val accuracy), ``best_val_batchstats``.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,16 +30,36 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from harness import records
+from harness.config import config_run_id
 from harness.data import SearchData, SearchDataConfig
 from harness.errors import ConfigError
-from harness.lifecycle import (NonFiniteLoss, ProgressFn, Run, check_finite, check_output_dir, peak_memory_mb,
-                               pick_device, read_finished_record, sync)
-from harness.config import run_id
+from harness.lifecycle import (
+    NonFiniteLoss,
+    ProgressFn,
+    Run,
+    check_finite,
+    check_output_dir,
+    peak_memory_mb,
+    pick_device,
+    read_finished_record,
+    sync,
+)
 from harness.registry import get_method, get_space
 from harness.selection import select_epoch
 
-__all__ = ["SearchRun", "run_matrix", "plan", "make_run", "select_epoch", "steady_seconds_per_iteration",
-           "ProgressPrinter", "check_output_dir", "pick_device", "peak_memory_mb", "NonFiniteLoss"]
+__all__ = [
+    "SearchRun",
+    "run_matrix",
+    "plan",
+    "make_run",
+    "select_epoch",
+    "steady_seconds_per_iteration",
+    "ProgressPrinter",
+    "check_output_dir",
+    "pick_device",
+    "peak_memory_mb",
+    "NonFiniteLoss",
+]
 
 
 @torch.no_grad()
@@ -53,7 +74,8 @@ def evaluate_supernet(net: torch.nn.Module, batches, seed: int, reference_mode: 
     was_training = net.training
     net.train(not reference_mode)
     loss_sum, correct, n = 0.0, 0, 0
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    dev = next(net.parameters()).device  # fork the RNG of the run's own GPU (``--device cuda:N``), not of GPU 0
+    devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for x, y in batches:
@@ -75,7 +97,7 @@ def steady_seconds_per_iteration(epochs: List[Dict[str, Any]]) -> Optional[float
 
 
 def search_run_id(cfg: Dict[str, Any]) -> str:
-    return run_id(cfg["space"], cfg["method"], cfg["variant"], cfg["seed"])
+    return config_run_id(cfg)  # the one run-id builder: harness.config
 
 
 class SearchRun(Run):
@@ -84,15 +106,22 @@ class SearchRun(Run):
     kind = "search"
     seconds_key = "search_seconds"
 
-    def __init__(self, cfg: Dict[str, Any], out_dir: Path, data_root: Optional[Path] = None,
-                 device: Optional[torch.device] = None, progress: Optional[ProgressFn] = None):
+    def __init__(
+        self,
+        cfg: Dict[str, Any],
+        out_dir: Path,
+        data_root: Optional[Path] = None,
+        device: Optional[torch.device] = None,
+        progress: Optional[ProgressFn] = None,
+    ):
         super().__init__(cfg, search_run_id(cfg), out_dir, data_root, device, progress)
 
     def build(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg["seed"])
-        data_cfg = SearchDataConfig(**{f.name: cfg["data"][f.name] for f in fields(SearchDataConfig)
-                                       if f.name in cfg["data"]})
+        data_cfg = SearchDataConfig(
+            **{f.name: cfg["data"][f.name] for f in fields(SearchDataConfig) if f.name in cfg["data"]}
+        )
         self.data = SearchData(data_cfg, self.device, self.data_root)
         self.space = get_space(cfg["space"])(data_dir=self.data_root)
         self.net = self.space.build_supernet(dict(cfg["space_cfg"]), num_classes=10).to(self.device)
@@ -101,9 +130,10 @@ class SearchRun(Run):
             steps = min(steps, cfg["max_steps_per_epoch"])
         self.steps_per_epoch = steps
         method_cls = get_method(cfg["method"])
-        self.method = method_cls(self.net, {**cfg["optim"], **cfg["method_cfg"]}, cfg["epochs"], steps,
-                                 speed=cfg.get("speed"))
-        self.net.set_mode(self.method.forward_mode)
+        self.method = method_cls(
+            self.net, {**cfg["optim"], **cfg["method_cfg"]}, cfg["epochs"], steps, speed=cfg.get("speed")
+        )
+        self.net.set_weighting(self.method.edge_weighting())
         self.gen = torch.Generator().manual_seed(cfg["seed"] + 1)
 
     def total_epochs(self) -> int:
@@ -129,13 +159,15 @@ class SearchRun(Run):
         self.method.on_epoch_start(epoch)
         sched = self.method.schedule_state()
         self.net.train()
-        n_train, bs = len(self.data.y_train), int(cfg["data"]["batch_size"])  # speed.compile: warm up outside the clock
-        compile_seconds = self.method.warm_up([bs, n_train % bs], int(cfg["data"]["image_size"]))
+        # speed.compile: warm up outside the clock, for the batch sizes this epoch feeds
+        compile_seconds = self.method.warm_up(
+            self.data.batch_sizes(self.steps_per_epoch), int(cfg["data"]["image_size"])
+        )
         sync(self.device)
         t0 = time.perf_counter()
         sums: Dict[str, torch.Tensor] = {}
         steps_done = 0
-        for step, (train_batch, val_batch) in enumerate(self.data.epoch(self.gen)):
+        for step, (train_batch, val_batch) in enumerate(self.data.epoch(self.gen, self.steps_per_epoch)):
             if step >= self.steps_per_epoch:
                 break
             for k, v in self.method.step(train_batch, val_batch).items():
@@ -145,16 +177,24 @@ class SearchRun(Run):
         epoch_seconds = time.perf_counter() - t0
         stats = {k: float(v) for k, v in sums.items()}
         check_finite(stats, epoch)
-        entry: Dict[str, Any] = {"epoch": epoch, **sched, "train_loss": stats["train_loss_sum"] / stats["train_n"],
-                                 "train_acc": 100.0 * stats["train_correct"] / stats["train_n"]}
+        entry: Dict[str, Any] = {
+            "epoch": epoch,
+            **sched,
+            "train_loss": stats["train_loss_sum"] / stats["train_n"],
+            "train_acc": 100.0 * stats["train_correct"] / stats["train_n"],
+        }
         if "val_n" in stats:
             entry["search_val_batch_loss"] = stats["val_loss_sum"] / stats["val_n"]
             entry["search_val_batch_acc"] = 100.0 * stats["val_correct"] / stats["val_n"]
         eval_seed = cfg["seed"] * 1000 + epoch
         plain = evaluate_supernet(self.net, self.data.eval_batches(cfg["eval_batch_size"]), seed=eval_seed)
         aug_gen = torch.Generator().manual_seed(eval_seed) if cfg["data"].get("reference_eval_augment") else None
-        ref = evaluate_supernet(self.net, self.data.eval_batches(cfg["eval_batch_size"], augment_gen=aug_gen),
-                                seed=eval_seed, reference_mode=True)
+        ref = evaluate_supernet(
+            self.net,
+            self.data.eval_batches(cfg["eval_batch_size"], augment_gen=aug_gen),
+            seed=eval_seed,
+            reference_mode=True,
+        )
         entry.update(val_loss=plain["loss"], val_acc=plain["acc"], ref_val_loss=ref["loss"], ref_val_acc=ref["acc"])
         arch = self.net.derive()
         entry["arch"] = str(arch)
@@ -183,24 +223,34 @@ class SearchRun(Run):
         chosen = select_epoch(epochs, rule)
         iterations = sum(e["iterations"] for e in epochs)
         seconds = sum(e["epoch_seconds"] for e in epochs)
-        return {"arch": chosen["arch"], "arch_info": chosen["arch_info"],
-                "selection": {"rule": rule, "epoch": chosen["epoch"], "last_epoch_arch": epochs[-1]["arch"]},
-                "val_acc": epochs[-1]["val_acc"], "ref_val_acc": epochs[-1]["ref_val_acc"],
-                "best_val_acc": max(e["val_acc"] for e in epochs),
-                "best_ref_val_acc": max(e["ref_val_acc"] for e in epochs),
-                "iterations": iterations, "seconds_per_iteration": seconds / max(iterations, 1),
-                "seconds_per_iteration_steady": steady_seconds_per_iteration(epochs),
-                **({"compile_seconds": sum(e.get("compile_seconds") or 0.0 for e in epochs)}
-                   if any("compile_seconds" in e for e in epochs) else {})}
+        return {
+            "arch": chosen["arch"],
+            "arch_info": chosen["arch_info"],
+            "selection": {"rule": rule, "epoch": chosen["epoch"], "last_epoch_arch": epochs[-1]["arch"]},
+            "val_acc": epochs[-1]["val_acc"],
+            "ref_val_acc": epochs[-1]["ref_val_acc"],
+            "best_val_acc": max(e["val_acc"] for e in epochs),
+            "best_ref_val_acc": max(e["ref_val_acc"] for e in epochs),
+            "iterations": iterations,
+            "seconds_per_iteration": seconds / max(iterations, 1),
+            "seconds_per_iteration_steady": steady_seconds_per_iteration(epochs),
+            **(
+                {"compile_seconds": sum(e.get("compile_seconds") or 0.0 for e in epochs)}
+                if any("compile_seconds" in e for e in epochs)
+                else {}
+            ),
+        }
 
 
-def make_run(cfg: Dict[str, Any], out_dir: Path, data_root: Optional[Path], device: torch.device,
-             progress: Optional[ProgressFn]) -> SearchRun:
+def make_run(
+    cfg: Dict[str, Any], out_dir: Path, data_root: Optional[Path], device: torch.device, progress: Optional[ProgressFn]
+) -> SearchRun:
     """The run factory executors call (module level, so worker processes can unpickle it)."""
     return SearchRun(cfg, out_dir, data_root, device, progress)
 
 
 # ---------------------------------------------------------------------- the matrix
+
 
 def plan(configs: List[Dict[str, Any]], out_dir: Path, retry_failed: bool = False) -> List[Dict[str, Any]]:
     """Which configs still need running.  A record of the same run id with another config is an error."""
@@ -225,7 +275,9 @@ def set_aside_failed(todo: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
         path = out_dir / "records" / f"{search_run_id(cfg)}.json"
         rec = read_finished_record(path, records.config_hash(cfg))
         if rec is not None and rec.get("status") == "failed":
-            dest = out_dir / "failed" / f"{path.stem}.failed-{(rec.get('finished_at') or 'unknown').replace(':', '')}.json"
+            dest = (
+                out_dir / "failed" / f"{path.stem}.failed-{(rec.get('finished_at') or 'unknown').replace(':', '')}.json"
+            )
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, dest)
             moved.append(dest)
@@ -235,10 +287,10 @@ def set_aside_failed(todo: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
 class ProgressPrinter:
     """One line per finished epoch: run, epoch, loss, val accuracy, time left."""
 
-    def __init__(self, total_runs: int, stream=sys.stderr):
+    def __init__(self, total_runs: int, stream=None):
         self.total = total_runs
         self.done = 0
-        self.stream = stream
+        self.stream = stream or sys.stderr
 
     def __call__(self, ev: Dict[str, Any]) -> None:
         if ev.get("event") == "run_done":
@@ -248,15 +300,26 @@ class ProgressPrinter:
                 msg += f" ({ev['failure']['reason']})"
             print(msg, file=self.stream, flush=True)
             return
-        print(f"  {ev['space']:5s} {ev['label']:<22s} seed {ev['seed']} | epoch {ev['epoch'] + 1}/{ev['epochs']}"
-              f" | loss {ev['loss']:.3f} | val {ev['val_acc']:5.1f}% | {ev['epoch_seconds']:.1f} s/epoch"
-              f" | run done in ~{ev['eta_seconds']:.0f} s", file=self.stream, flush=True)
+        print(
+            f"  {ev['space']:5s} {ev['label']:<22s} seed {ev['seed']} | epoch {ev['epoch'] + 1}/{ev['epochs']}"
+            f" | loss {ev['loss']:.3f} | val {ev['val_acc']:5.1f}% | {ev['epoch_seconds']:.1f} s/epoch"
+            f" | run done in ~{ev['eta_seconds']:.0f} s",
+            file=self.stream,
+            flush=True,
+        )
 
 
-def run_matrix(configs: List[Dict[str, Any]], out_dir: Path, data_root: Optional[Path] = None,
-               device: str = "auto", workers: int = 1, retry_failed: bool = False,
-               progress: Optional[ProgressFn] = None, executor: str = "local",
-               executor_options: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+def run_matrix(
+    configs: List[Dict[str, Any]],
+    out_dir: Path,
+    data_root: Optional[Path] = None,
+    device: str = "auto",
+    workers: int = 1,
+    retry_failed: bool = False,
+    progress: Optional[ProgressFn] = None,
+    executor: str = "local",
+    executor_options: Optional[Dict[str, Any]] = None,
+) -> List[Dict[str, Any]]:
     """Run every config not finished yet on ``executor`` (``harness.executors``: local, ray, slurm; with
     ``executor_options``); returns a summary per run handed to it now.  Status ``running-elsewhere``:
     another executor holds the run's lock (``harness.runlock``), so it was not run here."""
@@ -276,8 +339,9 @@ def run_matrix(configs: List[Dict[str, Any]], out_dir: Path, data_root: Optional
 
     def report(ev: Dict[str, Any]) -> None:
         if progress is None and ev.get("event") == "run_done" and ev.get("status") == RUNNING_ELSEWHERE:
-            print(f"  {ev['run_id']}: running elsewhere ({ev.get('holder')}): not run here", file=sys.stderr,
-                  flush=True)
+            print(
+                f"  {ev['run_id']}: running elsewhere ({ev.get('holder')}): not run here", file=sys.stderr, flush=True
+            )
             return
         printer(ev)
 

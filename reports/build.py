@@ -5,6 +5,7 @@ with the reproducibility summary and verdict table, then tables, figures, statis
 report.json (verdicts with n_needed + summary, machine-readable), tables as <key>.csv / <key>.tex and
 figures as <key>.png / <key>.svg. Works on partial or empty run folders.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -21,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from . import comparisons as C  # noqa: E402
 from . import figures as F  # noqa: E402
 from . import html as H  # noqa: E402
-from . import hypergrad as HG  # noqa: E402  (issue 12 section; no-op without hypergrad.json)
+from . import hypergrad as HG  # noqa: E402  (tables and figures of hypergrad-measured searches)
 from . import pdf as PDF  # noqa: E402
 from . import published as P  # noqa: E402
 from . import runs as R  # noqa: E402
@@ -35,32 +36,58 @@ TITLE = "MiLeNAS reproduction harness — report"
 def build_context(records, runs_dir) -> Dict[str, Any]:
     pub = P.load_published()
     sc = S.scope(records, runs_dir)
-    # the paper's claims from search/evaluation records, then the §2.2 hypergradient statement (issue 12)
-    vs = V.verdicts(records, pub) + HG.verdicts_by_scale(HG.load_all(runs_dir))
+    vs = V.verdicts(records, pub)  # the paper's claims, §2.2–3 included when records carry hypergrad measurements
     comps = C.comparisons(records)
     dv = S.deviations(records)
     fs = F.all_figures(records)
     figs = []
-    for spec in fs.figures:
+    for spec in fs.figures + HG.figure_specs(records):
         buf = io.BytesIO()
         spec.fig.savefig(buf, format="png", dpi=100)
-        figs.append({"key": spec.key, "title": spec.title, "caption": spec.caption, "fig": spec.fig,
-                     "png_bytes": buf.getvalue()})
+        figs.append(
+            {
+                "key": spec.key,
+                "title": spec.title,
+                "caption": spec.caption,
+                "fig": spec.fig,
+                "png_bytes": buf.getvalue(),
+            }
+        )
     return {
-        "title": TITLE, "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "banner": sc["banner"], "scope": sc, "scope_lines": S.scope_lines(sc), "scope_items": S.scope_items(sc),
-        "verdicts": vs, "verdict_table": V.verdict_table(vs), "verdict_scale_table": V.scale_table(vs),
-        "deviations": dv, "deviation_lines": S.deviation_lines(dv, len(records)),
-        "tables": T.all_tables(records, pub), "comparisons": comps, "stats_table": C.statistics_table(comps),
+        "title": TITLE,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "banner": sc["banner"],
+        "scope": sc,
+        "scope_lines": S.scope_lines(sc),
+        "scope_items": S.scope_items(sc),
+        "verdicts": vs,
+        "verdict_table": V.verdict_table(vs),
+        "verdict_scale_table": V.scale_table(vs),
+        "deviations": dv,
+        "deviation_lines": S.deviation_lines(dv, len(records)),
+        "tables": T.all_tables(records, pub) + HG.all_tables(records),
+        "comparisons": comps,
+        "stats_table": C.statistics_table(comps),
         "stats_compact": C.compact_table(comps),
-        "figures": figs, "not_produced": fs.not_produced,
+        "figures": figs,
+        "not_produced": fs.not_produced,
         "provenance_lines": S.provenance_lines(S.provenance(records, pub)),
     }
 
 
 def render_markdown(ctx) -> str:
-    out = [f"# {ctx['title']}", "", f"generated {ctx['generated']}", "", f"> **{ctx['banner']}**", "",
-           "## 1. Reproducibility summary", "", "### Scope", ""]
+    out = [
+        f"# {ctx['title']}",
+        "",
+        f"generated {ctx['generated']}",
+        "",
+        f"> **{ctx['banner']}**",
+        "",
+        "## 1. Reproducibility summary",
+        "",
+        "### Scope",
+        "",
+    ]
     out += [("  " * lvl) + f"- {text}" for lvl, text in ctx["scope_items"]]
     out += ["", "### Verdicts", "", V.summary_table(ctx["verdicts"]).to_markdown()]
     if len(ctx["scope"]["scales"]) > 1:
@@ -76,8 +103,15 @@ def render_markdown(ctx) -> str:
         out += [f"![{f['title']}]({f['key']}.png)", "", f"*{f['title']}.* {f['caption']} (also {f['key']}.svg)", ""]
     if ctx["not_produced"]:
         out += ["Not produced:", ""] + [f"- {x}" for x in ctx["not_produced"]] + [""]
-    out += ["## 4. Statistics", "", ctx["stats_compact"].to_markdown(),
-            "(all numbers per comparison: statistics.csv)", "", "## 5. Provenance", ""]
+    out += [
+        "## 4. Statistics",
+        "",
+        ctx["stats_compact"].to_markdown(),
+        "(all numbers per comparison: statistics.csv)",
+        "",
+        "## 5. Provenance",
+        "",
+    ]
     out += [f"- {ln}" for ln in ctx["provenance_lines"]]
     return "\n".join(out) + "\n"
 
@@ -102,22 +136,33 @@ def build_report(runs_dir, out_dir) -> Dict[str, Path]:
             f["fig"].savefig(p, format="svg")
             written[p.name] = p
         md = out_dir / "report.md"
-        md.write_text(HG.append_markdown(render_markdown(ctx), runs_dir, out_dir), encoding="utf-8")
+        md.write_text(render_markdown(ctx), encoding="utf-8")
         written["md"] = md
         ht = out_dir / "report.html"
-        ht.write_text(HG.append_html(H.render(ctx), runs_dir), encoding="utf-8")
+        ht.write_text(H.render(ctx), encoding="utf-8")
         written["html"] = ht
         pd = out_dir / "report.pdf"
         pages = PDF.render(ctx, pd)
         written["pdf"] = pd
         js = out_dir / "report.json"
-        js.write_text(json.dumps({
-            "banner": ctx["banner"], "scope": ctx["scope"], "pdf_pages": pages,
-            "verdicts": [v.as_dict() for v in ctx["verdicts"]],
-            "verdicts_by_scale": V.by_scale_dict(ctx["verdicts"]),
-            "figures": [f["key"] for f in ctx["figures"]], "not_produced": ctx["not_produced"],
-            "comparisons": ctx["comparisons"],
-        }, indent=1, default=str, allow_nan=True), encoding="utf-8")
+        js.write_text(
+            json.dumps(
+                {
+                    "banner": ctx["banner"],
+                    "scope": ctx["scope"],
+                    "pdf_pages": pages,
+                    "verdicts": [v.as_dict() for v in ctx["verdicts"]],
+                    "verdicts_by_scale": V.by_scale_dict(ctx["verdicts"]),
+                    "figures": [f["key"] for f in ctx["figures"]],
+                    "not_produced": ctx["not_produced"],
+                    "comparisons": ctx["comparisons"],
+                },
+                indent=1,
+                default=str,
+                allow_nan=True,
+            ),
+            encoding="utf-8",
+        )
         written["json"] = js
     finally:
         for f in ctx["figures"]:

@@ -1,4 +1,5 @@
 """One self-contained HTML file (stdlib only): figures inlined as base64 PNG, no external assets."""
+
 from __future__ import annotations
 
 import base64
@@ -69,9 +70,12 @@ def _nested_list(items) -> str:
 
 def render(ctx: Dict[str, Any]) -> str:
     e = _h.escape
-    out: List[str] = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-                      "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-                      f"<title>{e(ctx['title'])}</title><style>{CSS}</style></head><body>"]
+    out: List[str] = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{e(ctx['title'])}</title><style>{CSS}</style></head><body>",
+    ]
     out.append(f"<h1>{e(ctx['title'])}</h1><div class='small'>generated {e(ctx['generated'])}</div>")
     out.append(f"<div class='banner {_banner_class(ctx['banner'])}' id='scale-banner'>{e(ctx['banner'])}</div>")
 
@@ -81,8 +85,10 @@ def render(ctx: Dict[str, Any]) -> str:
     out.append(V.summary_table(ctx["verdicts"]).to_html())
     if len(ctx["scope"].get("scales") or []) > 1 and ctx.get("verdict_scale_table") is not None:
         out.append(ctx["verdict_scale_table"].to_html())
-    out.append("<details id='verdict-details'><summary>Rules, numbers and power of every verdict (also "
-               "verdicts.csv)</summary>" + ctx["verdict_table"].to_html() + "</details>")
+    out.append(
+        "<details id='verdict-details'><summary>Rules, numbers and power of every verdict (also "
+        "verdicts.csv)</summary>" + ctx["verdict_table"].to_html() + "</details>"
+    )
     out.append("<h3>Deviations from the references</h3><ul>")
     for line in ctx["deviation_lines"]:
         out.append(f"<li>{e(line)}</li>")
@@ -95,16 +101,23 @@ def render(ctx: Dict[str, Any]) -> str:
     out.append("<h2 id='figures'>3. Figures</h2>")
     for f in ctx["figures"]:
         b64 = base64.b64encode(f["png_bytes"]).decode()
-        out.append(f"<figure id='fig-{e(f['key'])}'><img alt='{e(f['title'])}' src='data:image/png;base64,{b64}'>"
-                   f"<figcaption><b>{e(f['title'])}.</b> {e(f['caption'])}</figcaption></figure>")
+        out.append(
+            f"<figure id='fig-{e(f['key'])}'><img alt='{e(f['title'])}' src='data:image/png;base64,{b64}'>"
+            f"<figcaption><b>{e(f['title'])}.</b> {e(f['caption'])}</figcaption></figure>"
+        )
     if ctx["not_produced"]:
-        out.append("<p><b>Not produced:</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in ctx["not_produced"]) + "</ul>")
+        out.append(
+            "<p><b>Not produced:</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in ctx["not_produced"]) + "</ul>"
+        )
 
     out.append("<h2 id='statistics'>4. Statistics</h2>")
     if ctx.get("stats_compact") is not None:
         out.append(ctx["stats_compact"].to_html())
-        out.append("<details><summary>All numbers per comparison (also statistics.csv)</summary>"
-                   + ctx["stats_table"].to_html() + "</details>")
+        out.append(
+            "<details><summary>All numbers per comparison (also statistics.csv)</summary>"
+            + ctx["stats_table"].to_html()
+            + "</details>"
+        )
     else:
         out.append(ctx["stats_table"].to_html())
 

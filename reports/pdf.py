@@ -12,6 +12,7 @@ tables (wide ones on landscape pages), A.4 figures with captions, A.5 statistics
 (one row per comparison; every number is in statistics.csv), A.6 provenance.  Every page carries the
 scale banner in its header.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,10 +29,21 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import (BaseDocTemplate, CondPageBreak, Flowable, Frame, Image, KeepTogether,
-                                NextPageTemplate, PageBreak, PageTemplate, Paragraph, Spacer)
+from reportlab.platypus import (
+    BaseDocTemplate,
+    CondPageBreak,
+    Flowable,
+    Frame,
+    Image,
+    KeepTogether,
+    NextPageTemplate,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    TableStyle,
+)
 from reportlab.platypus import Table as RLTable
-from reportlab.platypus import TableStyle
 
 from . import runs as R
 from . import verdicts as V
@@ -39,8 +51,13 @@ from .tables import row_failed
 
 # ------------------------------------------------------------------------------------------ fonts
 SERIF, SERIF_B, SERIF_I, SERIF_BI, FALLBACK = "Serif", "Serif-Bold", "Serif-Italic", "Serif-BoldItalic", "Sans"
-_FONT_FILES = {SERIF: "STIXGeneral.ttf", SERIF_B: "STIXGeneralBol.ttf", SERIF_I: "STIXGeneralItalic.ttf",
-               SERIF_BI: "STIXGeneralBolIta.ttf", FALLBACK: "DejaVuSans.ttf"}
+_FONT_FILES = {
+    SERIF: "STIXGeneral.ttf",
+    SERIF_B: "STIXGeneralBol.ttf",
+    SERIF_I: "STIXGeneralItalic.ttf",
+    SERIF_BI: "STIXGeneralBolIta.ttf",
+    FALLBACK: "DejaVuSans.ttf",
+}
 _CMAPS: Dict[str, set] = {}
 
 
@@ -76,42 +93,72 @@ def esc(text: Any) -> str:
 PAGE = A4
 MARGIN_X, MARGIN_TOP, MARGIN_BOTTOM = 18 * mm, 20 * mm, 17 * mm
 BODY_PT, TABLE_PT, CAPTION_PT = 9.5, 7.5, 8.5
-FIG_DPI = 150          # figures are raster (matplotlib Agg) at print-readable resolution
+FIG_DPI = 150  # figures are raster (matplotlib Agg) at print-readable resolution
 SCALE_COLORS = {"paper": ("#1d5e1d", "#e3f4e1"), "reduced": ("#7a5a00", "#fff4cc"), "smoke": ("#a01818", "#fde0dc")}
 
 
 def _styles() -> Dict[str, ParagraphStyle]:
-    base = ParagraphStyle("body", fontName=SERIF, fontSize=BODY_PT, leading=BODY_PT * 1.25, alignment=TA_JUSTIFY,
-                          spaceAfter=4)
+    base = ParagraphStyle(
+        "body", fontName=SERIF, fontSize=BODY_PT, leading=BODY_PT * 1.25, alignment=TA_JUSTIFY, spaceAfter=4
+    )
     styles = {
         "body": base,
-        "title": ParagraphStyle("title", parent=base, fontName=SERIF_B, fontSize=19, leading=23, alignment=TA_LEFT,
-                                spaceAfter=4),
-        "subtitle": ParagraphStyle("subtitle", parent=base, fontName=SERIF_I, fontSize=10, leading=13,
-                                   alignment=TA_LEFT, textColor=colors.HexColor("#444444"), spaceAfter=10),
-        "h1": ParagraphStyle("h1", parent=base, fontName=SERIF_B, fontSize=13.5, leading=17, alignment=TA_LEFT,
-                             spaceBefore=10, spaceAfter=6),
-        "h2": ParagraphStyle("h2", parent=base, fontName=SERIF_B, fontSize=11, leading=14, alignment=TA_LEFT,
-                             spaceBefore=8, spaceAfter=4),
-        "caption": ParagraphStyle("caption", parent=base, fontSize=CAPTION_PT, leading=CAPTION_PT * 1.25,
-                                  spaceBefore=3, spaceAfter=6),
-        "note": ParagraphStyle("note", parent=base, fontSize=8, leading=10, spaceAfter=2,
-                               textColor=colors.HexColor("#333333")),
-        "bullet": ParagraphStyle("bullet", parent=base, alignment=TA_LEFT, leftIndent=12, bulletIndent=2,
-                                 spaceAfter=1.5),
-        "bullet2": ParagraphStyle("bullet2", parent=base, alignment=TA_LEFT, fontSize=8.5, leading=10.5,
-                                  leftIndent=26, bulletIndent=15, spaceAfter=1),
+        "title": ParagraphStyle(
+            "title", parent=base, fontName=SERIF_B, fontSize=19, leading=23, alignment=TA_LEFT, spaceAfter=4
+        ),
+        "subtitle": ParagraphStyle(
+            "subtitle",
+            parent=base,
+            fontName=SERIF_I,
+            fontSize=10,
+            leading=13,
+            alignment=TA_LEFT,
+            textColor=colors.HexColor("#444444"),
+            spaceAfter=10,
+        ),
+        "h1": ParagraphStyle(
+            "h1",
+            parent=base,
+            fontName=SERIF_B,
+            fontSize=13.5,
+            leading=17,
+            alignment=TA_LEFT,
+            spaceBefore=10,
+            spaceAfter=6,
+        ),
+        "h2": ParagraphStyle(
+            "h2", parent=base, fontName=SERIF_B, fontSize=11, leading=14, alignment=TA_LEFT, spaceBefore=8, spaceAfter=4
+        ),
+        "caption": ParagraphStyle(
+            "caption", parent=base, fontSize=CAPTION_PT, leading=CAPTION_PT * 1.25, spaceBefore=3, spaceAfter=6
+        ),
+        "note": ParagraphStyle(
+            "note", parent=base, fontSize=8, leading=10, spaceAfter=2, textColor=colors.HexColor("#333333")
+        ),
+        "bullet": ParagraphStyle(
+            "bullet", parent=base, alignment=TA_LEFT, leftIndent=12, bulletIndent=2, spaceAfter=1.5
+        ),
+        "bullet2": ParagraphStyle(
+            "bullet2",
+            parent=base,
+            alignment=TA_LEFT,
+            fontSize=8.5,
+            leading=10.5,
+            leftIndent=26,
+            bulletIndent=15,
+            spaceAfter=1,
+        ),
         "cell": ParagraphStyle("cell", fontName=SERIF, fontSize=TABLE_PT, leading=TABLE_PT * 1.2, alignment=TA_LEFT),
         "num": ParagraphStyle("num", fontName=SERIF, fontSize=TABLE_PT, leading=TABLE_PT * 1.2, alignment=TA_RIGHT),
-        "headnum": ParagraphStyle("headnum", fontName=SERIF_B, fontSize=TABLE_PT, leading=TABLE_PT * 1.2,
-                                  alignment=TA_RIGHT),
-        "head": ParagraphStyle("head", fontName=SERIF_B, fontSize=TABLE_PT, leading=TABLE_PT * 1.2,
-                               alignment=TA_LEFT),
+        "headnum": ParagraphStyle(
+            "headnum", fontName=SERIF_B, fontSize=TABLE_PT, leading=TABLE_PT * 1.2, alignment=TA_RIGHT
+        ),
+        "head": ParagraphStyle("head", fontName=SERIF_B, fontSize=TABLE_PT, leading=TABLE_PT * 1.2, alignment=TA_LEFT),
         "key": ParagraphStyle("key", fontName=SERIF_B, fontSize=8.5, leading=10.5, alignment=TA_LEFT),
         "val": ParagraphStyle("val", fontName=SERIF, fontSize=8.5, leading=10.5, alignment=TA_LEFT),
         "banner": ParagraphStyle("banner", fontName=SERIF_B, fontSize=11.5, leading=14, alignment=TA_CENTER),
     }
-    for style in styles.values():          # reportlab's default bullet font is Helvetica (not embedded)
+    for style in styles.values():  # reportlab's default bullet font is Helvetica (not embedded)
         style.bulletFontName = SERIF
     return styles
 
@@ -136,8 +183,9 @@ def _text_width(text: str, font: str, size: float) -> float:
     return pdfmetrics.stringWidth(text, font, size)
 
 
-def col_widths(rows: List[List[str]], avail: float, font=SERIF, size=TABLE_PT, pad=8.0,
-               max_share: float = 0.5) -> List[float]:
+def col_widths(
+    rows: List[List[str]], avail: float, font=SERIF, size=TABLE_PT, pad=8.0, max_share: float = 0.5
+) -> List[float]:
     """Column widths that fill ``avail``: every column gets at least its longest word (capped), the rest is
     shared in proportion to how much more each column would need to show its longest cell on one line."""
     ncol = len(rows[0])
@@ -158,9 +206,16 @@ def col_widths(rows: List[List[str]], avail: float, font=SERIF, size=TABLE_PT, p
     return [m + room * w / sum(want) for m, w in zip(minw, want)]
 
 
-def rl_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], avail: float, st: Dict[str, ParagraphStyle],
-             published_rows: Sequence[int] = (), verdict_col: Optional[int] = None,
-             widths: Optional[List[float]] = None, verdict_cols: Sequence[int] = ()) -> RLTable:
+def rl_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    avail: float,
+    st: Dict[str, ParagraphStyle],
+    published_rows: Sequence[int] = (),
+    verdict_col: Optional[int] = None,
+    widths: Optional[List[float]] = None,
+    verdict_cols: Sequence[int] = (),
+) -> RLTable:
     """A booktabs-style table: wrapped cells, header repeated on every page, widths that fit ``avail``."""
     text = [list(map(str, columns))] + [[str(c) for c in r] for r in rows]
     if len(text) == 1:
@@ -182,8 +237,10 @@ def rl_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], avail: float
     style = [
         ("FONT", (0, 0), (-1, -1), SERIF, TABLE_PT),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.6), ("BOTTOMPADDING", (0, 0), (-1, -1), 2.2),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.6),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2.2),
         ("LINEABOVE", (0, 0), (-1, 0), 0.9, colors.black),
         ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
         ("LINEBELOW", (0, -1), (-1, -1), 0.9, colors.black),
@@ -247,10 +304,21 @@ def _report_table(t, avail: float, st, counter: _Counter) -> List[Flowable]:
 # ------------------------------------------------------------------------------------------ document
 class _Doc(BaseDocTemplate):
     def __init__(self, path, ctx, **kw):
-        super().__init__(str(path), pagesize=PAGE, leftMargin=MARGIN_X, rightMargin=MARGIN_X,
-                         topMargin=MARGIN_TOP, bottomMargin=MARGIN_BOTTOM, title=ctx["title"],
-                         author="milenas-harness (reports/)", subject=ctx["banner"], creator="reportlab",
-                         initialFontName=SERIF, initialFontSize=BODY_PT, **kw)
+        super().__init__(
+            str(path),
+            pagesize=PAGE,
+            leftMargin=MARGIN_X,
+            rightMargin=MARGIN_X,
+            topMargin=MARGIN_TOP,
+            bottomMargin=MARGIN_BOTTOM,
+            title=ctx["title"],
+            author="milenas-harness (reports/)",
+            subject=ctx["banner"],
+            creator="reportlab",
+            initialFontName=SERIF,
+            initialFontSize=BODY_PT,
+            **kw,
+        )
         self.ctx = ctx
         self.pages = 0
         pw, ph = PAGE
@@ -259,17 +327,64 @@ class _Doc(BaseDocTemplate):
         self.landscape_w = lw - 2 * MARGIN_X
         self.frame_h = ph - MARGIN_TOP - MARGIN_BOTTOM
         self.landscape_h = lh - MARGIN_TOP - MARGIN_BOTTOM
-        self.addPageTemplates([
-            PageTemplate("title", [Frame(MARGIN_X, MARGIN_BOTTOM, self.portrait_w, self.frame_h + 8 * mm, id="t",
-                                         leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)],
-                         onPage=self._decorate, pagesize=PAGE),
-            PageTemplate("portrait", [Frame(MARGIN_X, MARGIN_BOTTOM, self.portrait_w, self.frame_h, id="p",
-                                            leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)],
-                         onPage=self._decorate, pagesize=PAGE),
-            PageTemplate("landscape", [Frame(MARGIN_X, MARGIN_BOTTOM, self.landscape_w, self.landscape_h, id="l",
-                                             leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)],
-                         onPage=self._decorate, pagesize=landscape(PAGE)),
-        ])
+        self.addPageTemplates(
+            [
+                PageTemplate(
+                    "title",
+                    [
+                        Frame(
+                            MARGIN_X,
+                            MARGIN_BOTTOM,
+                            self.portrait_w,
+                            self.frame_h + 8 * mm,
+                            id="t",
+                            leftPadding=0,
+                            rightPadding=0,
+                            topPadding=0,
+                            bottomPadding=0,
+                        )
+                    ],
+                    onPage=self._decorate,
+                    pagesize=PAGE,
+                ),
+                PageTemplate(
+                    "portrait",
+                    [
+                        Frame(
+                            MARGIN_X,
+                            MARGIN_BOTTOM,
+                            self.portrait_w,
+                            self.frame_h,
+                            id="p",
+                            leftPadding=0,
+                            rightPadding=0,
+                            topPadding=0,
+                            bottomPadding=0,
+                        )
+                    ],
+                    onPage=self._decorate,
+                    pagesize=PAGE,
+                ),
+                PageTemplate(
+                    "landscape",
+                    [
+                        Frame(
+                            MARGIN_X,
+                            MARGIN_BOTTOM,
+                            self.landscape_w,
+                            self.landscape_h,
+                            id="l",
+                            leftPadding=0,
+                            rightPadding=0,
+                            topPadding=0,
+                            bottomPadding=0,
+                        )
+                    ],
+                    onPage=self._decorate,
+                    pagesize=landscape(PAGE),
+                ),
+            ]
+        )
 
     def _decorate(self, canvas, doc):
         self.pages += 1
@@ -280,7 +395,7 @@ class _Doc(BaseDocTemplate):
         right = "MiLeNAS reproduction harness — appendix"
         room = w - 2 * MARGIN_X - _text_width(right, SERIF_I, 8) - 12
         text = banner
-        if _text_width(text, SERIF_B, 8) > room:            # the scale label before the dash is the essential part
+        if _text_width(text, SERIF_B, 8) > room:  # the scale label before the dash is the essential part
             text = banner.split(" — ")[0]
         if _text_width(text, SERIF_B, 8) > room:
             while _text_width(text + "…", SERIF_B, 8) > room and len(text) > 10:
@@ -312,46 +427,80 @@ def _bullets(items: Sequence[Tuple[int, str]], st) -> List[Flowable]:
 
 def _title_page(ctx, doc: _Doc, st, counter: _Counter) -> List[Flowable]:
     sc = ctx["scope"]
-    out: List[Flowable] = [Paragraph(esc(ctx["title"]), st["title"]),
-                           Paragraph(esc(f"Reproducibility appendix · generated {ctx['generated']} · run folder "
-                                         f"{sc['runs_dir']}"), st["subtitle"])]
+    out: List[Flowable] = [
+        Paragraph(esc(ctx["title"]), st["title"]),
+        Paragraph(
+            esc(f"Reproducibility appendix · generated {ctx['generated']} · run folder {sc['runs_dir']}"),
+            st["subtitle"],
+        ),
+    ]
     fg, bg = SCALE_COLORS[_banner_kind(ctx["banner"])]
-    b = RLTable([[Paragraph(f'<font color="{fg}">{esc(ctx["banner"])}</font>', st["banner"])]],
-                colWidths=[doc.portrait_w])
-    b.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), SERIF, 11), ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor(bg)),
-                           ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor(fg)),
-                           ("TOPPADDING", (0, 0), (-1, -1), 6), ("BOTTOMPADDING", (0, 0), (-1, -1), 7)]))
+    b = RLTable(
+        [[Paragraph(f'<font color="{fg}">{esc(ctx["banner"])}</font>', st["banner"])]], colWidths=[doc.portrait_w]
+    )
+    b.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), SERIF, 11),
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor(bg)),
+                ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor(fg)),
+                ("TOPPADDING", (0, 0), (-1, -1), 6),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 7),
+            ]
+        )
+    )
     out += [b, Spacer(1, 8), Paragraph("Reproducibility summary", st["h1"])]
     spaces = "; ".join(
         f"{d['name']}: {sum(1 for g in d['groups'] if g['kind'] == 'search')} search groups"
-        + (f", {sum(1 for g in d['groups'] if g['kind'] == 'evaluation')} evaluation groups"
-           if any(g['kind'] == 'evaluation' for g in d['groups']) else "")
+        + (
+            f", {sum(1 for g in d['groups'] if g['kind'] == 'evaluation')} evaluation groups"
+            if any(g["kind"] == "evaluation" for g in d["groups"])
+            else ""
+        )
         + f" on {d['dataset']}"
         + (f" (missing: {', '.join(d['missing_methods'])})" if d["missing_methods"] else "")
-        for d in sc["spaces"].values())
-    summary = (f"{sc['n_records']} run records ({sc['n_ok']} finished, {sc['n_failed']} failed, "
-               f"{sc['n_running']} unfinished); scales: {', '.join(sc['scales']) or 'none'}; devices: "
-               f"{', '.join(sc['devices']) or 'none recorded'}. " + (spaces + "." if spaces else ""))
+        for d in sc["spaces"].values()
+    )
+    summary = (
+        f"{sc['n_records']} run records ({sc['n_ok']} finished, {sc['n_failed']} failed, "
+        f"{sc['n_running']} unfinished); scales: {', '.join(sc['scales']) or 'none'}; devices: "
+        f"{', '.join(sc['devices']) or 'none recorded'}. " + (spaces + "." if spaces else "")
+    )
     out.append(Paragraph(esc(summary), st["body"]))
-    out.append(Paragraph(esc(
-        "Each claim of the MiLeNAS paper is tested per search space and per scale (scales are never pooled). "
-        "n = finished seeds per group; n_needed = seeds per group at which the verdict's own test reaches 80 % "
-        "power at α = 0.05 given the observed effect and spread, with the cost of the missing seeds from this "
-        "scale's recorded search time. Rules, numbers and power details follow in A.2."), st["body"]))
+    out.append(
+        Paragraph(
+            esc(
+                "Each claim of the MiLeNAS paper is tested per search space and per scale (scales are never pooled). "
+                "n = finished seeds per group; n_needed = seeds per group at which the verdict's own test reaches 80 % "
+                "power at α = 0.05 given the observed effect and spread, with the cost of the missing seeds from this "
+                "scale's recorded search time. Rules, numbers and power details follow in A.2."
+            ),
+            st["body"],
+        )
+    )
     vs = ctx["verdicts"]
     multi = len({v.scale for v in vs}) > 1
     cols = ["Claim", "Space"] + (["Scale"] if multi else []) + ["Verdict", "Effect (95 % CI)", "n", "n_needed"]
     rows, prev = [], None
     for v in vs:
         claim = f"{v.claim}: " + _short_claim(v.claim)
-        same = multi and prev == (v.claim, v.space)          # the scales of one claim sit side by side
-        rows.append(["" if same else claim, "" if same else R.SPACE_NAMES.get(v.space, v.space)]
-                    + ([v.scale] if multi else []) + [v.verdict, v.effect or "–", v.n or "–", V.n_needed_cell(v)])
+        same = multi and prev == (v.claim, v.space)  # the scales of one claim sit side by side
+        rows.append(
+            ["" if same else claim, "" if same else R.SPACE_NAMES.get(v.space, v.space)]
+            + ([v.scale] if multi else [])
+            + [v.verdict, v.effect or "–", v.n or "–", V.n_needed_cell(v)]
+        )
         prev = (v.claim, v.space)
     avail = doc.portrait_w
     scales = [s for s in R.SCALE_ORDER if any(v.scale == s for v in vs)] or sorted({v.scale for v in vs})
-    out.append(_caption(counter.next_table(), "Verdicts on the paper's claims",
-                        f"{'scales' if multi else 'scale'} {', '.join(scales)}; rules, numbers and power in A.2", st))
+    out.append(
+        _caption(
+            counter.next_table(),
+            "Verdicts on the paper's claims",
+            f"{'scales' if multi else 'scale'} {', '.join(scales)}; rules, numbers and power in A.2",
+            st,
+        )
+    )
     out.append(rl_table(cols, rows, avail, st, verdict_col=cols.index("Verdict")))
     return out
 
@@ -364,23 +513,42 @@ def _verdict_details(ctx, doc: _Doc, st) -> List[Flowable]:
     out: List[Flowable] = []
     kw = 62
     for v in ctx["verdicts"]:
-        head = (f'{esc(v.claim)} · {esc(R.SPACE_NAMES.get(v.space, v.space))} · {esc(v.scale)} scale — '
-                f'<font color="{_verdict_color(v.verdict)}">{esc(v.verdict)}</font>')
-        pairs = [("Claim", v.statement), ("Effect", v.effect or "–"), ("Numbers", v.numbers or "–"),
-                 ("n / n_needed", f"{v.n or '–'} / {v.n_needed if v.n_needed is not None else '–'}"),
-                 ("Power", v.power_text or "–")]
+        head = (
+            f"{esc(v.claim)} · {esc(R.SPACE_NAMES.get(v.space, v.space))} · {esc(v.scale)} scale — "
+            f'<font color="{_verdict_color(v.verdict)}">{esc(v.verdict)}</font>'
+        )
+        pairs = [
+            ("Claim", v.statement),
+            ("Effect", v.effect or "–"),
+            ("Numbers", v.numbers or "–"),
+            ("n / n_needed", f"{v.n or '–'} / {v.n_needed if v.n_needed is not None else '–'}"),
+            ("Power", v.power_text or "–"),
+        ]
         if (v.power or {}).get("test") and v.power.get("test") != "none":
-            pairs.append(("Power test", v.power["test"] + (f"; the worst pair sets n_needed: {v.power['worst']}"
-                                                           if v.power.get("worst") else "")))
+            pairs.append(
+                (
+                    "Power test",
+                    v.power["test"]
+                    + (f"; the worst pair sets n_needed: {v.power['worst']}" if v.power.get("worst") else ""),
+                )
+            )
         if v.cost_detail and v.cost_hours:
             pairs.append(("Missing seeds", v.cost_detail))
         pairs += [("Data", v.dataset or "–"), ("Rule", v.rule)]
         data = [[Paragraph(esc(k), st["key"]), Paragraph(esc(val), st["val"])] for k, val in pairs]
         t = RLTable(data, colWidths=[kw, doc.portrait_w - kw], hAlign="LEFT", splitInRow=1)
-        t.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), SERIF, 8.5), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                               ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                               ("RIGHTPADDING", (0, 0), (-1, -1), 4), ("TOPPADDING", (0, 0), (-1, -1), 0.5),
-                               ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
+        t.setStyle(
+            TableStyle(
+                [
+                    ("FONT", (0, 0), (-1, -1), SERIF, 8.5),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                    ("RIGHTPADDING", (0, 0), (-1, -1), 4),
+                    ("TOPPADDING", (0, 0), (-1, -1), 0.5),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+                ]
+            )
+        )
         out.append(KeepTogether([Paragraph(head, st["h2"]), t]))
     return out
 
@@ -391,8 +559,10 @@ def _needs_landscape(t, portrait_w: float) -> bool:
     if len(t.columns) >= 10:
         return True
     text = [list(map(str, t.columns))] + [[str(c) for c in r] for r in t.rows]
-    words = [max((_text_width(w, SERIF, TABLE_PT) for r in text for w in str(r[j]).split()), default=0) + 8
-             for j in range(len(t.columns))]
+    words = [
+        max((_text_width(w, SERIF, TABLE_PT) for r in text for w in str(r[j]).split()), default=0) + 8
+        for j in range(len(t.columns))
+    ]
     return sum(words) > 0.8 * portrait_w
 
 
@@ -402,9 +572,10 @@ def _figure(f, avail_w: float, max_h: float, st, counter: _Counter) -> Flowable:
     if fig is not None:
         fig.savefig(buf, format="png", dpi=FIG_DPI)
         w_in, h_in = fig.get_size_inches()
-    else:     # no figure object: the stored PNG
+    else:  # no figure object: the stored PNG
         buf.write(f["png_bytes"])
         from PIL import Image as _PIL
+
         with _PIL.open(io.BytesIO(f["png_bytes"])) as im:
             w_in, h_in = im.size[0] / 100, im.size[1] / 100
     buf.seek(0)

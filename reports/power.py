@@ -20,8 +20,10 @@ and spread, 80 % power and the rule's own α:
 The effect enters as |Δ|: a verdict is decided either way (reproduced when the test in the claimed
 direction is significant, not reproduced when the reverse one is), so n_needed is the number of seeds
 that decides it at the observed effect, whichever its sign.  An estimate needs at least two values per
-group (a spread); otherwise ``n_needed`` is None with the reason.  The cost of the extra seeds comes from the records' own search seconds at that scale.
+group (a spread); otherwise ``n_needed`` is None with the reason.  The cost of the extra seeds comes from the
+records' own search seconds at that scale.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +73,9 @@ def power_two_group(delta: float, s1: float, s2: float, n: int, alpha: float = A
     return _nct_sf(tc, df, ncp) + _nct_cdf(-tc, df, ncp)
 
 
-def n_two_group(delta: float, s1: float, s2: float, alpha: float = ALPHA, power: float = POWER,
-                sides: int = 1, n_max: int = N_MAX) -> Tuple[Optional[int], Optional[str]]:
+def n_two_group(
+    delta: float, s1: float, s2: float, alpha: float = ALPHA, power: float = POWER, sides: int = 1, n_max: int = N_MAX
+) -> Tuple[Optional[int], Optional[str]]:
     """Smallest n per group with ``power_two_group(...) >= power``: (n, None) or (None, reason)."""
     vals = [delta, s1, s2]
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
@@ -85,7 +88,7 @@ def n_two_group(delta: float, s1: float, s2: float, alpha: float = ALPHA, power:
         return 2, None
     if power_two_group(delta, s1, s2, n_max, alpha, sides) < power:
         return None, f"effect too small for its spread: more than {n_max:,} seeds per group"
-    lo, hi = 2, n_max          # power(lo) < target <= power(hi)
+    lo, hi = 2, n_max  # power(lo) < target <= power(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if power_two_group(delta, s1, s2, mid, alpha, sides) >= power:
@@ -104,14 +107,14 @@ def n_cohen(d: float, alpha: float = ALPHA, power: float = POWER, sides: int = 2
 @dataclass
 class PowerResult:
     n_needed: Optional[int]
-    reason: Optional[str] = None         # why n_needed is None
-    test: str = ""                       # the test the sample size is computed for
-    alpha: float = ALPHA                 # per-comparison α used
+    reason: Optional[str] = None  # why n_needed is None
+    test: str = ""  # the test the sample size is computed for
+    alpha: float = ALPHA  # per-comparison α used
     sides: int = 1
     power: float = POWER
-    effect: Optional[float] = None       # observed effect on the test's scale (Δ, or log-ratio distance)
+    effect: Optional[float] = None  # observed effect on the test's scale (Δ, or log-ratio distance)
     spreads: Tuple[Optional[float], Optional[float]] = (None, None)
-    worst: str = ""                      # which pairwise comparison sets n_needed (ordering claims)
+    worst: str = ""  # which pairwise comparison sets n_needed (ordering claims)
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -135,8 +138,9 @@ def mean_claim(x: Sequence, y: Sequence, alpha: float = ALPHA, sides: int = 1, p
     return PowerResult(n, why, test, alpha, sides, power, d, (s1, s2))
 
 
-def ordering_claim(pairs: List[Tuple[str, Sequence, Sequence]], alpha: float = ALPHA, power: float = POWER
-                   ) -> PowerResult:
+def ordering_claim(
+    pairs: List[Tuple[str, Sequence, Sequence]], alpha: float = ALPHA, power: float = POWER
+) -> PowerResult:
     """Ordering claims (k pairwise one-sided Welch tests, Holm over the k): each pair at α/k, worst pair."""
     k = max(1, len(pairs))
     res = [(name, mean_claim(x, y, alpha / k, 1, power)) for name, x, y in pairs]
@@ -145,12 +149,11 @@ def ordering_claim(pairs: List[Tuple[str, Sequence, Sequence]], alpha: float = A
     if bad:
         name, r = bad[0]
         return PowerResult(None, f"{name}: {r.reason}", test, alpha / k, 1, power, r.effect, r.spreads, name)
-    name, r = max(res, key=lambda nr: nr[1].n_needed)
+    name, r = max(res, key=lambda nr: nr[1].n_needed or 0)  # every n_needed is set here (``bad`` is empty)
     return PowerResult(r.n_needed, None, test, alpha / k, 1, power, r.effect, r.spreads, name)
 
 
-def ratio_claim(num: Sequence, den: Sequence, bound: float, level: float = 0.95, power: float = POWER
-                ) -> PowerResult:
+def ratio_claim(num: Sequence, den: Sequence, bound: float, level: float = 0.95, power: float = POWER) -> PowerResult:
     """Seeds per group for a ``level`` CI of mean(num)/mean(den) to exclude ``bound`` (log scale, delta
     method: a one-sided test at (1 − level)/2)."""
     a, b = clean(num), clean(den)
@@ -175,8 +178,8 @@ def not_a_test(reason: str) -> PowerResult:
 @dataclass
 class SeedCost:
     hours: Optional[float]
-    unit: str                          # "CPU-hours" | "GPU-hours" | "device-hours (mixed devices)"
-    extra_seeds: Dict[str, int]        # group label -> seeds still to run
+    unit: str  # "CPU-hours" | "GPU-hours" | "device-hours (mixed devices)"
+    extra_seeds: Dict[str, int]  # group label -> seeds still to run
     detail: str = ""
     reason: Optional[str] = None
 
@@ -211,8 +214,7 @@ def seed_cost(groups: Iterable[Tuple[str, List[Dict[str, Any]]]], n_needed: Opti
     else:
         unit = "device-hours (mixed or unrecorded devices)"
     if unknown:
-        return SeedCost(None, unit, extra, "; ".join(parts),
-                        f"no recorded search seconds for {', '.join(unknown)}")
+        return SeedCost(None, unit, extra, "; ".join(parts), f"no recorded search seconds for {', '.join(unknown)}")
     return SeedCost(secs / 3600.0, unit, extra, "; ".join(parts) or "no extra seeds")
 
 

@@ -5,6 +5,7 @@
 Every entry carries its citation; numbers flagged ``unconfirmed`` or with a ``doubt`` are printed
 with that flag wherever they are used.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,6 +15,9 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 _SKIP = {"genotypes.yaml", "deviations.yaml"}
+#: the NAS-Bench-201 paper's document (``source:`` of data/published/nb201.yaml).  Published documents are named
+#: after their paper ("nb201", "darts", "milenas", "gdas"); the names coincide with space and method names.
+NB201_SOURCE = "nb201"
 
 
 def published_dir() -> Path:
@@ -50,7 +54,7 @@ def load_deviations(folder: Optional[Path] = None) -> List[Dict[str, Any]]:
 
 def nb201_sets(pub: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """The weight-sharing NB201 sets ``{"A": {...}, "B": {...}}`` (empty when the file is missing)."""
-    doc = pub.get("nb201") or {}
+    doc = pub.get(NB201_SOURCE) or {}
     return {k: v for k, v in (doc.get("sets") or {}).items() if k in ("A", "B")}
 
 

@@ -3,26 +3,26 @@
 Only ``harness.records.load_runs`` is used to read files; everything else here is pure lookup
 with tolerant defaults, so a partial or odd record never breaks the report.
 """
+
 from __future__ import annotations
 
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Type
 
 from harness.records import load_runs
-from harness.registry import find_method, list_methods
+from harness.registry import find_method, get_space, list_methods, list_spaces
+from harness.scales import SCALES, strength, weakest
 
-# weakest first; "custom" (a user's own profile) is treated as a reduced scale below cpu
-SCALE_ORDER = ["smoke", "custom", "cpu", "gpu-quick", "paper"]
-GREY = "#7f7f7f"          # colour of a method the registry does not know (old records)
-SPACE_NAMES = {"nb201": "NAS-Bench-201", "darts": "DARTS space"}
-BENCH_COLS = [
-    ("cifar10_test_200ep", "CIFAR-10"),
-    ("cifar100_test_200ep", "CIFAR-100"),
-    ("imagenet16_120_test_200ep", "ImageNet16-120"),
-]
+if TYPE_CHECKING:
+    from harness.spaces.base import SearchSpace
+
+#: scales weakest first (``harness.scales.SCALES``; "custom", a user's own profile, is a reduced scale below cpu)
+SCALE_ORDER = SCALES
+GREY = "#7f7f7f"  # colour of a method the registry does not know (old records)
 
 
 def load(runs_dir) -> List[Dict[str, Any]]:
@@ -65,14 +65,96 @@ def method_rank(method: Optional[str]) -> int:
 
 
 def expected_methods(space: str) -> List[str]:
-    """Methods a complete run store holds for ``space``: the core methods on NB201; core methods and the
-    paper's variants on the DARTS space (in display order)."""
-    if space == "nb201":
-        return list_methods(order="display", role="core")
-    if space == "darts":
-        keep = set(list_methods(role="core")) | set(list_methods(role="variant"))
-        return [m for m in list_methods(order="display") if m in keep]
-    return []
+    """Methods a complete run store holds for ``space`` (in display order): those of the roles the space expects
+    (``SearchSpace.expected_roles``: the core methods on NB201; core methods and the paper's variants on the
+    DARTS space); none for a space the registry does not know."""
+    cls = space_class(space)
+    if cls is None:
+        return []
+    return [m for m in list_methods(order="display") if getattr(find_method(m), "role", "core") in cls.expected_roles]
+
+
+def core_methods() -> List[str]:
+    """The core methods (the ones the paper compares), in display order."""
+    return list_methods(order="display", role="core")
+
+
+# ------------------------------------------------------------------ space metadata (asked of the registry)
+def space_class(space: Optional[str]) -> Optional[Type[SearchSpace]]:
+    """The registered space class; None for a space the registry does not know (old records)."""
+    return get_space(space) if space is not None and space in list_spaces() else None
+
+
+def space_label(space: Optional[str]) -> str:
+    """The registered space's label ("NAS-Bench-201"); the raw name for a space the registry does not know."""
+    cls = space_class(space)
+    return (cls.label or str(space)) if cls is not None else str(space)
+
+
+def space_rank(space: Optional[str]) -> Tuple[int, str]:
+    """Sort key of a space in reports: the class's ``display_rank``, unknown spaces last, ties by name."""
+    cls = space_class(space)
+    return (int(cls.display_rank) if cls is not None else 10_000, str(space))
+
+
+def spaces(judged_by: Optional[str] = None, figure_kind: Optional[str] = None) -> List[str]:
+    """Registered spaces in display order; ``judged_by`` keeps those whose cells are judged that way
+    ("benchmark" / "evaluation", ``SearchSpace.cell_judged_by``), ``figure_kind`` those that support a figure."""
+    out = []
+    for name in sorted(list_spaces(), key=space_rank):
+        cls = get_space(name)
+        if judged_by is not None and cls.cell_judged_by != judged_by:
+            continue
+        if figure_kind is not None and figure_kind not in cls.figure_kinds:
+            continue
+        out.append(name)
+    return out
+
+
+def spaces_present(records: Iterable[Dict[str, Any]], kind: Optional[str] = None, registered: bool = True) -> List[str]:
+    """Spaces of ``records`` (of ``kind`` when given) in display order; ``registered=False`` also keeps spaces
+    the registry does not know (after the known ones)."""
+    names = {str(r.get("space")) for r in records if kind is None or r.get("kind", "search") == kind}
+    if registered:
+        names &= set(list_spaces())
+    return sorted(names, key=space_rank)
+
+
+class _SpaceLabels(Mapping):
+    """space name → label, asked of the registry at every lookup (for readers of ``SPACE_NAMES``)."""
+
+    def __getitem__(self, space: str) -> str:
+        if space_class(space) is None:
+            raise KeyError(space)
+        return space_label(space)
+
+    def __iter__(self):
+        return iter(spaces())
+
+    def __len__(self) -> int:
+        return len(list_spaces())
+
+
+#: read-only view of every registered space's label; prefer ``space_label``
+SPACE_NAMES: Mapping = _SpaceLabels()
+
+
+def report_columns(space: Optional[str]) -> List[Tuple[str, str]]:
+    """(arch_info key, short name) of the benchmark columns a report shows of a cell of ``space``."""
+    cls = space_class(space)
+    return [(c.key, c.name) for c in cls.report_columns] if cls is not None else []
+
+
+def arch_cells(space: Optional[str], text: Optional[str]) -> Dict[str, List[Tuple[int, int, str]]]:
+    """Edges ``(input, node, op)`` of each cell of a recorded arch text (``SearchSpace.report_cells``);
+    {} for a space the registry does not know or a text it cannot parse."""
+    cls = space_class(space)
+    if cls is None or not text:
+        return {}
+    try:
+        return cls.report_cells(str(text))
+    except (ValueError, NotImplementedError):  # ArchFormatError (an old or hand-edited record); no codec
+        return {}
 
 
 def group_label(rec: Dict[str, Any]) -> str:
@@ -83,11 +165,12 @@ def group_label(rec: Dict[str, Any]) -> str:
     return rec.get("label") or str(rec.get("method"))
 
 
-def group(records: Iterable[Dict[str, Any]], kind: str = "search", space: Optional[str] = None,
-          scale: Optional[str] = None) -> "OrderedDict[Tuple[str, str, str], List[Dict[str, Any]]]":
+def group(
+    records: Iterable[Dict[str, Any]], kind: str = "search", space: Optional[str] = None, scale: Optional[str] = None
+) -> "OrderedDict[Tuple[str, str, str], List[Dict[str, Any]]]":
     """(space, method, variant_key) -> records sorted by seed, groups in display order; ``scale`` keeps
     only the records of that scale (groups never pool scales when the caller loops over them)."""
-    g: Dict[Tuple[str, str, str], List[Dict[str, Any]]] = {}
+    g: Dict[Tuple[Any, Any, str], List[Dict[str, Any]]] = {}  # space/method None only in malformed records
     for r in records:
         if r.get("kind", "search") != kind:
             continue
@@ -128,17 +211,11 @@ def by_scale(records: Iterable[Dict[str, Any]]) -> "OrderedDict[str, List[Dict[s
 def scale_of(records: Iterable[Dict[str, Any]]) -> str:
     """The lowest scale among the records ('none' when empty): a mix is only as strong as its weakest run."""
     scales = [scale_label(r) for r in records]
-    if not scales:
-        return "none"
-    known = [s for s in scales if s in SCALE_ORDER]
-    if len(known) < len(scales):
-        return "smoke"     # unknown scale label: treat as the weakest
-    return min(known, key=SCALE_ORDER.index)
+    return weakest(scales) if scales else "none"
 
 
 def scales_present(records) -> List[str]:
-    return sorted({scale_label(r) for r in records},
-                  key=lambda s: (SCALE_ORDER.index(s) if s in SCALE_ORDER else -1, s))
+    return sorted({scale_label(r) for r in records}, key=lambda s: (strength(s), s))
 
 
 def bench_value(arch_info: Optional[Dict[str, Any]], col: str) -> Optional[float]:
@@ -176,7 +253,8 @@ def epochs(rec: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def series(rec: Dict[str, Any], key: str) -> Tuple[List[int], List[float]]:
-    xs, ys = [], []
+    xs: List[int] = []
+    ys: List[float] = []
     for e in epochs(rec):
         v = _num(e.get(key))
         if v is not None:
@@ -218,7 +296,8 @@ def last_val(rec) -> Optional[float]:
 
 
 def bench_series(rec, col: str):
-    xs, ys = [], []
+    xs: List[int] = []
+    ys: List[float] = []
     for e in epochs(rec):
         v = bench_value(e.get("arch_info"), col)
         if v is not None:
@@ -258,7 +337,7 @@ def search_epochs_planned(rec) -> Optional[int]:
     for k in ("epochs", "search_epochs"):
         if isinstance(c.get(k), (int, float)):
             return int(c[k])
-    s = c.get("search") if isinstance(c.get("search"), dict) else {}
-    if isinstance(s.get("epochs"), (int, float)):
+    s = c.get("search")
+    if isinstance(s, dict) and isinstance(s.get("epochs"), (int, float)):
         return int(s["epochs"])
     return None

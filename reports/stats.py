@@ -3,18 +3,19 @@
 Every function accepts plain sequences, drops NaN/None, and never raises on degenerate input
 (n < 2, zero variance): it returns NaN for the number and a ``reason`` string instead.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from scipy import stats as _st
 
 NAN = float("nan")
-BOOT_SEED = 20200328     # fixed: bootstrap CIs are reproducible
+BOOT_SEED = 20200328  # fixed: bootstrap CIs are reproducible
 BOOT_N = 10000
 
 
@@ -38,13 +39,13 @@ def clean(xs: Optional[Sequence]) -> np.ndarray:
 class Summary:
     n: int
     mean: float = NAN
-    std: float = NAN                  # sample std, ddof=1
+    std: float = NAN  # sample std, ddof=1
     sem: float = NAN
-    ci_t: tuple = (NAN, NAN)          # 95 % t interval of the mean
-    ci_boot: tuple = (NAN, NAN)       # 95 % percentile bootstrap of the mean
+    ci_t: tuple = (NAN, NAN)  # 95 % t interval of the mean
+    ci_boot: tuple = (NAN, NAN)  # 95 % percentile bootstrap of the mean
     min: float = NAN
     max: float = NAN
-    reason: Optional[str] = None      # why something is NaN
+    reason: Optional[str] = None  # why something is NaN
 
     def as_dict(self) -> Dict:
         return asdict(self)
@@ -237,7 +238,7 @@ def welch_diff_ci(x, y, level: float = 0.95):
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     if va + vb == 0:
         return d, d, d, "zero variance: interval has zero width"
-    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     h = float(_st.t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb))
     return d, d - h, d + h, None
 
@@ -245,7 +246,7 @@ def welch_diff_ci(x, y, level: float = 0.95):
 def compare(x, y, alternative: str = "two-sided") -> Dict:
     """Welch + Mann–Whitney + effect sizes of x vs y, as a flat dict (p-values unadjusted)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # near-identical data: scipy's precision warning
+        warnings.simplefilter("ignore", RuntimeWarning)  # near-identical data: scipy's precision warning
         w = welch(x, y, alternative)
         u = mann_whitney(x, y, alternative)
     g = hedges_g(x, y)
@@ -253,13 +254,22 @@ def compare(x, y, alternative: str = "two-sided") -> Dict:
     rb = rank_biserial(x, y)
     a, b = clean(x), clean(y)
     return {
-        "n1": int(a.size), "n2": int(b.size),
-        "mean1": float(a.mean()) if a.size else NAN, "mean2": float(b.mean()) if b.size else NAN,
+        "n1": int(a.size),
+        "n2": int(b.size),
+        "mean1": float(a.mean()) if a.size else NAN,
+        "mean2": float(b.mean()) if b.size else NAN,
         "diff": float(a.mean() - b.mean()) if a.size and b.size else NAN,
-        "welch_t": w.statistic, "welch_p": w.p, "welch_reason": w.reason,
-        "mwu_U": u.statistic, "mwu_p": u.p, "mwu_reason": u.reason,
-        "cohens_d": d.value, "hedges_g": g.value, "effect_reason": g.reason,
-        "rank_biserial": rb.value, "alternative": alternative,
+        "welch_t": w.statistic,
+        "welch_p": w.p,
+        "welch_reason": w.reason,
+        "mwu_U": u.statistic,
+        "mwu_p": u.p,
+        "mwu_reason": u.reason,
+        "cohens_d": d.value,
+        "hedges_g": g.value,
+        "effect_reason": g.reason,
+        "rank_biserial": rb.value,
+        "alternative": alternative,
     }
 
 

@@ -8,12 +8,14 @@ reported as "... at reduced scale (<scale>)"; the absolute Table-1 claim needs s
 The rule text, numbers, effect with CI, n, n_needed (seeds per group that would decide the rule at
 80 % power, ``reports.power``) and its cost, scale and dataset label travel with every verdict.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import hypergrad as HG
 from . import power as PW
 from . import published as P
 from . import runs as R
@@ -21,21 +23,24 @@ from .stats import clean, fmt, fmt_p, holm, mann_whitney, ratio_of_means_ci, wel
 from .tables import Table
 
 ALPHA = 0.05
-SPEED_BOUND = 2.5         # "≈3× faster": reproduced if the 95 % CI of the time ratio lies at or above 2.5
-TABLE1_TOL_NO_STD = 0.2   # pp tolerance for published rows without a std
-PARAMS_TOL = 0.05         # relative tolerance on params
-FIG5_LIKE_FOR_LIKE = "gdas-milenas-repo"   # GDAS as run in the MiLeNAS repo's Fig. 5 (per-cell samples, α→w)
+SPEED_BOUND = 2.5  # "≈3× faster": reproduced if the 95 % CI of the time ratio lies at or above 2.5
+TABLE1_TOL_NO_STD = 0.2  # pp tolerance for published rows without a std
+PARAMS_TOL = 0.05  # relative tolerance on params
+FIG5_LIKE_FOR_LIKE = "gdas-milenas-repo"  # GDAS as run in the MiLeNAS repo's Fig. 5 (per-cell samples, α→w)
 NOT_LIKE_FOR_LIKE = "not like-for-like: gdas samples once per network and steps w→α"
 
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 INCONCLUSIVE = "inconclusive"
 SMOKE_CAP = "inconclusive (smoke scale: not a reproduction)"
-CLAIM_ORDER = ["Fig. 2", "Fig. 3a", "Fig. 3b", "Fig. 5", "Table 1"]
-SHORT = {"Fig. 2": "train−val gap: single-level > MiLeNAS > bilevel",
-         "Fig. 3a": "best search-val acc: MiLeNAS > DARTS 2nd",
-         "Fig. 3b": "time: DARTS 2nd / MiLeNAS ≈ 3×",
-         "Fig. 5": "best search-val acc: MiLeNAS-Gumbel > GDAS",
-         "Table 1": "MiLeNAS test error & params vs published"}
+CLAIM_ORDER = ["Fig. 2", "Fig. 3a", "Fig. 3b", "Fig. 5", HG.CLAIM, "Table 1"]
+SHORT = {
+    "Fig. 2": "train−val gap: single-level > MiLeNAS > bilevel",
+    "Fig. 3a": "best search-val acc: MiLeNAS > DARTS 2nd",
+    "Fig. 3b": "time: DARTS 2nd / MiLeNAS ≈ 3×",
+    "Fig. 5": "best search-val acc: MiLeNAS-Gumbel > GDAS",
+    HG.CLAIM: HG.SHORT,
+    "Table 1": "MiLeNAS test error & params vs published",
+}
 
 
 @dataclass
@@ -49,17 +54,17 @@ class Verdict:
     n: str = ""
     scale: str = ""
     dataset: str = ""
-    raw: str = ""        # the outcome of the rule before the scale gate
-    effect: str = ""     # observed effect with its 95 % CI, e.g. "Δ +10.0 pp (95 % CI +8.1 to +11.9)"
-    effects: List[Dict[str, Any]] = field(default_factory=list)   # [{name, value, low, high, unit}]
-    n_needed: Optional[int] = None          # seeds per group that would decide the rule (80 % power)
-    n_needed_reason: Optional[str] = None   # why n_needed is None
-    n_have: Optional[int] = None            # finished seeds in the smallest group
-    power: Dict[str, Any] = field(default_factory=dict)          # reports.power.PowerResult.as_dict()
-    cost_hours: Optional[float] = None      # device-hours of the seeds still to run at this scale
+    raw: str = ""  # the outcome of the rule before the scale gate
+    effect: str = ""  # observed effect with its 95 % CI, e.g. "Δ +10.0 pp (95 % CI +8.1 to +11.9)"
+    effects: List[Dict[str, Any]] = field(default_factory=list)  # [{name, value, low, high, unit}]
+    n_needed: Optional[int] = None  # seeds per group that would decide the rule (80 % power)
+    n_needed_reason: Optional[str] = None  # why n_needed is None
+    n_have: Optional[int] = None  # finished seeds in the smallest group
+    power: Dict[str, Any] = field(default_factory=dict)  # reports.power.PowerResult.as_dict()
+    cost_hours: Optional[float] = None  # device-hours of the seeds still to run at this scale
     cost_unit: str = ""
     cost_detail: str = ""
-    power_text: str = ""                    # the sentence printed next to the verdict
+    power_text: str = ""  # the sentence printed next to the verdict
 
     def as_dict(self):
         return asdict(self)
@@ -111,16 +116,18 @@ def _effect_text(e: Dict[str, Any]) -> str:
         ci = f"95 % CI {fmt(e['low'])}–{fmt(e['high'])}×" if math.isfinite(e.get("low", float("nan"))) else "no CI"
     else:
         core = f"{_signed(e['value'])} {unit}".strip()
-        ci = (f"95 % CI {_signed(e['low'])} to {_signed(e['high'])}" if math.isfinite(e.get("low", float("nan")))
-              else "no CI")
+        ci = (
+            f"95 % CI {_signed(e['low'])} to {_signed(e['high'])}"
+            if math.isfinite(e.get("low", float("nan")))
+            else "no CI"
+        )
     pre = f"{e['name']} " if e.get("name") else ""
     return f"{pre}{core} ({ci})"
 
 
 def _set_effects(v: "Verdict", effects: List[Dict[str, Any]]) -> None:
     v.effects = effects
-    v.effect = "; ".join(_effect_text(e) for e in effects if e.get("value") is not None
-                         and math.isfinite(e["value"]))
+    v.effect = "; ".join(_effect_text(e) for e in effects if e.get("value") is not None and math.isfinite(e["value"]))
 
 
 def _set_power(v: "Verdict", p: PW.PowerResult, groups: List[Tuple[str, List[Dict[str, Any]]]]) -> None:
@@ -149,12 +156,18 @@ def _one_sided(x, y):
 
 
 def _spaces(records, kind="search"):
-    return [s for s in ("nb201", "darts") if any(r.get("space") == s and r.get("kind", "search") == kind for r in records)]
+    return [s for s in R.spaces() if any(r.get("space") == s and r.get("kind", "search") == kind for r in records)]
 
 
 def _sel(records, space, method, default_only=True, kind="search"):
-    return [r for r in records if r.get("space") == space and r.get("method") == method
-            and r.get("kind", "search") == kind and (not default_only or R.is_default_variant(r))]
+    return [
+        r
+        for r in records
+        if r.get("space") == space
+        and r.get("method") == method
+        and r.get("kind", "search") == kind
+        and (not default_only or R.is_default_variant(r))
+    ]
 
 
 def _missing(need: Dict[str, List]) -> Optional[str]:
@@ -180,10 +193,12 @@ def fig2(records, pub, space) -> Verdict:
     mil = _sel(records, space, "milenas")
     bil = _sel(records, space, "darts-1st") + _sel(records, space, "darts-2nd")
     n_single, n_mil = R.method_label("single-level"), R.method_label("milenas")
-    rule = ("per run: train_acc − val_acc at the last search epoch; bilevel = DARTS 1st + 2nd order pooled. "
-            f"Reproduced if both one-sided Welch tests ({n_single} > {n_mil}, {n_mil} > bilevel) have Holm-adjusted "
-            "p < 0.05; not reproduced if either difference is significant (Holm p < 0.05) in the opposite direction; "
-            "otherwise inconclusive.")
+    rule = (
+        "per run: train_acc − val_acc at the last search epoch; bilevel = DARTS 1st + 2nd order pooled. "
+        f"Reproduced if both one-sided Welch tests ({n_single} > {n_mil}, {n_mil} > bilevel) have Holm-adjusted "
+        "p < 0.05; not reproduced if either difference is significant (Holm p < 0.05) in the opposite direction; "
+        "otherwise inconclusive."
+    )
     v = Verdict("Fig. 2", st, space, "", rule)
     allr = single + mil + bil
     v.scale, v.dataset = R.scale_of(allr), R.dataset_label(allr)
@@ -194,8 +209,11 @@ def fig2(records, pub, space) -> Verdict:
     if miss:
         return _not_tested(v, miss)
     _set_effects(v, [_diff_effect(f"{n_single} − {n_mil}", xs, ys), _diff_effect(f"{n_mil} − bilevel", ys, zs)])
-    _set_power(v, PW.ordering_claim([(f"{n_single} vs {n_mil}", xs, ys), (f"{n_mil} vs bilevel", ys, zs)]),
-               [(n_single, single), (n_mil, mil), ("bilevel (DARTS 1st + 2nd)", bil)])
+    _set_power(
+        v,
+        PW.ordering_claim([(f"{n_single} vs {n_mil}", xs, ys), (f"{n_mil} vs bilevel", ys, zs)]),
+        [(n_single, single), (n_mil, mil), ("bilevel (DARTS 1st + 2nd)", bil)],
+    )
     t1, t2 = welch(xs, ys, "greater"), welch(ys, zs, "greater")
     r1, r2 = welch(xs, ys, "less"), welch(ys, zs, "less")
     if t1.reason or t2.reason:
@@ -203,7 +221,9 @@ def fig2(records, pub, space) -> Verdict:
     else:
         pc = holm([t1.p, t2.p])
         pr = holm([r1.p, r2.p])
-        v.numbers += f"; Holm p (claimed direction) {fmt_p(pc[0])}, {fmt_p(pc[1])}; reverse {fmt_p(pr[0])}, {fmt_p(pr[1])}"
+        v.numbers += (
+            f"; Holm p (claimed direction) {fmt_p(pc[0])}, {fmt_p(pc[1])}; reverse {fmt_p(pr[0])}, {fmt_p(pr[1])}"
+        )
         if pc[0] < ALPHA and pc[1] < ALPHA:
             v.raw = REPRODUCED
         elif pr[0] < ALPHA or pr[1] < ALPHA:
@@ -223,13 +243,17 @@ def _best_val_claim(records, pub, space, claim, a_method, b_method, note: Option
     key = {"Fig. 3a": "fig3a", "Fig. 5": "fig5"}[claim]
     st = _claim_text(pub, key, claim)
     a, b = _sel(records, space, a_method), _sel(records, space, b_method)
-    rule = (f"per run: best (max over epochs) search-val accuracy of the supernet. Reproduced if one-sided Welch "
-            f"p < 0.05 for {a_name} > {b_name}; not reproduced if p < 0.05 in the opposite direction; otherwise "
-            "inconclusive (Mann–Whitney p reported alongside).")
+    rule = (
+        f"per run: best (max over epochs) search-val accuracy of the supernet. Reproduced if one-sided Welch "
+        f"p < 0.05 for {a_name} > {b_name}; not reproduced if p < 0.05 in the opposite direction; otherwise "
+        "inconclusive (Mann–Whitney p reported alongside)."
+    )
     if claim == "Fig. 5":
-        rule += (f" The like-for-like comparator is {R.method_label(FIG5_LIKE_FOR_LIKE)} ({FIG5_LIKE_FOR_LIKE}: "
-                 "GDAS as run in the MiLeNAS repo's Fig. 5, per-cell sampling, α→w, batch 128); when only plain "
-                 f"gdas runs exist they are compared but the verdict stays inconclusive ({NOT_LIKE_FOR_LIKE}).")
+        rule += (
+            f" The like-for-like comparator is {R.method_label(FIG5_LIKE_FOR_LIKE)} ({FIG5_LIKE_FOR_LIKE}: "
+            "GDAS as run in the MiLeNAS repo's Fig. 5, per-cell sampling, α→w, batch 128); when only plain "
+            f"gdas runs exist they are compared but the verdict stays inconclusive ({NOT_LIKE_FOR_LIKE})."
+        )
     v = Verdict(claim, st, space, "", rule)
     v.scale, v.dataset = R.scale_of(a + b), R.dataset_label(a + b)
     xs, ys = _vals(a, R.best_val), _vals(b, R.best_val)
@@ -238,8 +262,10 @@ def _best_val_claim(records, pub, space, claim, a_method, b_method, note: Option
     if claim == "Fig. 5":
         ref = P.gumbel_reference(pub)
         if ref:
-            v.numbers += (f"; published (DARTS space, CIFAR-10 original, full search): "
-                          f"{ref['milenas-gumbel']['search_val_acc']} vs {ref['gdas']['search_val_acc']}")
+            v.numbers += (
+                f"; published (DARTS space, CIFAR-10 original, full search): "
+                f"{ref['milenas-gumbel']['search_val_acc']} vs {ref['gdas']['search_val_acc']}"
+            )
     miss = _missing({a_name: a, b_name: b})
     if miss:
         return _not_tested(v, miss)
@@ -250,9 +276,14 @@ def _best_val_claim(records, pub, space, claim, a_method, b_method, note: Option
     if note:
         v.numbers += f"; {note}"
         v.raw = INCONCLUSIVE + f" ({note})"
-        _set_power(v, PW.not_a_test(f"the comparator is plain {b_method} (not like-for-like): more seeds of this "
-                                    f"pair do not decide the claim; run {FIG5_LIKE_FOR_LIKE}"),
-                   [(a_name, a), (b_name, b)])
+        _set_power(
+            v,
+            PW.not_a_test(
+                f"the comparator is plain {b_method} (not like-for-like): more seeds of this "
+                f"pair do not decide the claim; run {FIG5_LIKE_FOR_LIKE}"
+            ),
+            [(a_name, a), (b_name, b)],
+        )
     else:
         v.raw = raw
         _set_power(v, PW.mean_claim(xs, ys), [(a_name, a), (b_name, b)])
@@ -277,16 +308,24 @@ def fig3b(records, pub, space) -> Verdict:
     st = _claim_text(pub, "fig3b", "≈3× faster")
     mil, d2 = _sel(records, space, "milenas"), _sel(records, space, "darts-2nd")
     n_mil, n_d2 = R.method_label("milenas"), R.method_label("darts-2nd")
-    rule = (f"ratio of mean seconds per iteration, {n_d2} / {n_mil}, with a 95 % percentile bootstrap CI "
-            f"(groups resampled independently, fixed seed). Reproduced if the CI lies at or above {SPEED_BOUND}× "
-            f"(≈3× with tolerance); not reproduced if the CI lies below {SPEED_BOUND}×; inconclusive if it straddles "
-            f"{SPEED_BOUND}, if n < 2 per group, or if the runs ran on different devices. Pass-count expectation: "
-            "5 vs 3 forward/backward passes per iteration ≈ 1.67× (spec §2.4, §3.2).")
+    rule = (
+        f"ratio of mean seconds per iteration, {n_d2} / {n_mil}, with a 95 % percentile bootstrap CI "
+        f"(groups resampled independently, fixed seed). Reproduced if the CI lies at or above {SPEED_BOUND}× "
+        f"(≈3× with tolerance); not reproduced if the CI lies below {SPEED_BOUND}×; inconclusive if it straddles "
+        f"{SPEED_BOUND}, if n < 2 per group, or if the runs ran on different devices. Pass-count expectation: "
+        "5 vs 3 forward/backward passes per iteration ≈ 1.67× (docs/methods/darts-2nd.md#what-it-computes, "
+        "docs/methods/milenas.md#what-it-computes)."
+    )
     v = Verdict("Fig. 3b", st, space, "", rule)
     v.scale, v.dataset = R.scale_of(mil + d2), R.dataset_label(mil + d2)
     miss = _missing({f"{n_mil} (λ=1)": mil, n_d2: d2})
-    spi = lambda r: R.final_value(r, "seconds_per_iteration")
-    tot = lambda r: R.final_value(r, "search_seconds")
+
+    def spi(r):
+        return R.final_value(r, "seconds_per_iteration")
+
+    def tot(r):
+        return R.final_value(r, "search_seconds")
+
     xs, ys = _vals(d2, spi), _vals(mil, spi)
     v.n = f"{len(clean(xs))}/{len(clean(ys))}"
     if miss:
@@ -295,9 +334,11 @@ def fig3b(records, pub, space) -> Verdict:
     ratio, lo, hi, why = ratio_of_means_ci(xs, ys)
     rt, lt, ht, _ = ratio_of_means_ci(_vals(d2, tot), _vals(mil, tot))
     devs = R.devices([r for r in mil + d2 if R.is_ok(r)])
-    v.numbers = (f"{_desc(f'{n_d2} s/iter', xs, 4)}; {_desc(f'{n_mil} s/iter', ys, 4)}; ratio per iteration "
-                 f"{fmt(ratio)}× (95 % CI {fmt(lo)}–{fmt(hi)}); ratio of total search time {fmt(rt)}× "
-                 f"(95 % CI {fmt(lt)}–{fmt(ht)}); device {', '.join(devs) or 'not recorded'}")
+    v.numbers = (
+        f"{_desc(f'{n_d2} s/iter', xs, 4)}; {_desc(f'{n_mil} s/iter', ys, 4)}; ratio per iteration "
+        f"{fmt(ratio)}× (95 % CI {fmt(lo)}–{fmt(hi)}); ratio of total search time {fmt(rt)}× "
+        f"(95 % CI {fmt(lt)}–{fmt(ht)}); device {', '.join(devs) or 'not recorded'}"
+    )
     _set_effects(v, [{"name": "time ratio", "value": ratio, "low": lo, "high": hi, "unit": "×", "reason": why}])
     groups = [(n_d2, d2), (n_mil, mil)]
     if len(devs) > 1:
@@ -319,14 +360,23 @@ def fig3b(records, pub, space) -> Verdict:
 
 def table1(records, pub) -> Verdict:
     st = _claim_text(pub, "table1", "Table 1")
-    ev = [r for r in records if r.get("space") == "darts" and r.get("kind") == "evaluation"
-          and r.get("method") == "milenas" and R.is_default_variant(r)]
-    rule = ("mean test error of MiLeNAS evaluation runs vs the published MiLeNAS Table-1 row nearest in params: "
-            "reproduced if |mean error − published mean| ≤ 2σ_published (σ = published std; "
-            f"{TABLE1_TOL_NO_STD} pp when the row has no std) and params within ±{PARAMS_TOL:.0%}; requires "
-            "scale 'paper' (600-epoch evaluation). On the JPEG q75 copy a higher error is reported as inconclusive "
-            "(the copy lowers absolute accuracy).")
-    v = Verdict("Table 1", st, "darts", "", rule)
+    space = R.spaces(judged_by="evaluation")[0]  # the space whose cells Table 1 evaluates
+    ev = [
+        r
+        for r in records
+        if r.get("space") == space
+        and r.get("kind") == "evaluation"
+        and r.get("method") == "milenas"
+        and R.is_default_variant(r)
+    ]
+    rule = (
+        "mean test error of MiLeNAS evaluation runs vs the published MiLeNAS Table-1 row nearest in params: "
+        "reproduced if |mean error − published mean| ≤ 2σ_published (σ = published std; "
+        f"{TABLE1_TOL_NO_STD} pp when the row has no std) and params within ±{PARAMS_TOL:.0%}; requires "
+        "scale 'paper' (600-epoch evaluation). On the JPEG q75 copy a higher error is reported as inconclusive "
+        "(the copy lowers absolute accuracy)."
+    )
+    v = Verdict("Table 1", st, space, "", rule)
     v.scale, v.dataset = R.scale_of(ev), R.dataset_label(ev)
     ok = [r for r in ev if R.is_ok(r)]
     errs = clean([R.final_value(r, "test_error") for r in ok])
@@ -341,15 +391,36 @@ def table1(records, pub) -> Verdict:
     row = min(rows, key=lambda r: abs(r["params_M"] - pm) if math.isfinite(pm) else 0)
     tol = 2 * row["error_std"] if row.get("error_std") is not None else TABLE1_TOL_NO_STD
     m = float(errs.mean())
-    v.numbers = (f"{_desc('ours test error', errs)} %, params {fmt(pm, 3)} M; published row "
-                 f"{row['error_mean']}" + (f" ± {row['error_std']}" if row.get("error_std") is not None else "")
-                 + f" %, {row['params_M']} M (cell {row.get('genotype')} — mapping inferred); tolerance ±{tol:.2f} pp")
+    v.numbers = (
+        f"{_desc('ours test error', errs)} %, params {fmt(pm, 3)} M; published row "
+        f"{row['error_mean']}"
+        + (f" ± {row['error_std']}" if row.get("error_std") is not None else "")
+        + f" %, {row['params_M']} M (cell {row.get('genotype')} — mapping inferred); tolerance ±{tol:.2f} pp"
+    )
     from .stats import ci_t
+
     lo, hi, why = ci_t(errs)
-    _set_effects(v, [{"name": "error − published", "value": m - row["error_mean"], "low": lo - row["error_mean"],
-                      "high": hi - row["error_mean"], "unit": "pp", "reason": why}])
-    _set_power(v, PW.not_a_test("absolute rule against a published tolerance, not a test: more seeds do not "
-                                "decide it (it needs the paper protocol)"), [("MiLeNAS evaluation", ev)])
+    _set_effects(
+        v,
+        [
+            {
+                "name": "error − published",
+                "value": m - row["error_mean"],
+                "low": lo - row["error_mean"],
+                "high": hi - row["error_mean"],
+                "unit": "pp",
+                "reason": why,
+            }
+        ],
+    )
+    _set_power(
+        v,
+        PW.not_a_test(
+            "absolute rule against a published tolerance, not a test: more seeds do not "
+            "decide it (it needs the paper protocol)"
+        ),
+        [("MiLeNAS evaluation", ev)],
+    )
     err_ok = abs(m - row["error_mean"]) <= tol
     par_ok = math.isfinite(pm) and abs(pm - row["params_M"]) <= PARAMS_TOL * row["params_M"]
     if err_ok and par_ok:
@@ -359,6 +430,68 @@ def table1(records, pub) -> Verdict:
     else:
         v.raw = NOT_REPRODUCED
     v.verdict = _gate(v.raw, v.scale, relative=False)
+    return v
+
+
+def hypergrad_error(records, pub, space) -> Verdict:
+    """§2.2–3: DARTS' hypergradient error grows as α approaches its optimum (``reports.hypergrad.RULE``), from the
+    ``hooks.hypergrad`` measurements of search records; no seed comparison, so no n_needed."""
+    recs = HG.measured_records(records, space)
+    v = Verdict(HG.CLAIM, HG.STATEMENT, space, "", HG.RULE)
+    v.scale, v.dataset = R.scale_of(recs), R.dataset_label(recs)
+    v.n_needed_reason = "a trend over the measured epochs of a search, not a comparison of seeds"
+    v.power_text = f"n_needed not estimated: {v.n_needed_reason}"
+    if not recs:
+        return _not_tested(v, "not tested (no search with hypergrad measurements)")
+    docs = [HG.series_of(r) for r in recs]
+    parts, raw = [], None
+    for method in (HG.PRIMARY, HG.SECONDARY):
+        xs, ys, total = HG.points(docs, method)
+        name = R.method_label(method)
+        if len(xs) < HG.MIN_POINTS:
+            parts.append(f"{name}: {len(xs)} of {total} measured epochs with a converged reference")
+            if method == HG.PRIMARY:
+                raw = INCONCLUSIVE + f" (only {len(xs)} epochs with a converged reference; {HG.MIN_POINTS} needed)"
+                v.n = str(len(xs))
+            continue
+        rho, p_pos, p_neg = HG.spearman_test(xs, ys)
+        parts.append(
+            f"{name}: ρ(cosine, distance) = {rho:+.2f} (one-sided p {fmt_p(p_pos)} for ρ > 0, "
+            f"{fmt_p(p_neg)} for ρ < 0; n = {len(xs)}); cosine {min(ys):.2f}…{max(ys):.2f}"
+        )
+        if method == HG.PRIMARY:
+            v.n = str(len(xs))
+            _set_effects(
+                v,
+                [
+                    {
+                        "name": "Spearman ρ",
+                        "value": rho,
+                        "low": float("nan"),
+                        "high": float("nan"),
+                        "unit": "",
+                        "reason": "no CI",
+                    }
+                ],
+            )
+            if rho > 0 and p_pos < ALPHA:
+                raw = REPRODUCED
+            elif rho < 0 and p_neg < ALPHA:
+                raw = NOT_REPRODUCED
+            else:
+                raw = INCONCLUSIVE + f" (no significant trend at {ALPHA})"
+    fd = [
+        x
+        for d in docs
+        for errs in (d.get("hvp_error") or {}).values()
+        for x in errs.get("float32", [])
+        if x is not None
+    ]
+    if fd:
+        parts.append(f"FD HVP relative error (float32) {min(fd):.2e}…{max(fd):.2e}")
+    v.raw = raw or INCONCLUSIVE
+    v.numbers = "; ".join(parts)
+    v.verdict = _gate(v.raw, v.scale)
     return v
 
 
@@ -375,7 +508,7 @@ def verdicts(records, pub) -> List[Verdict]:
     by = R.by_scale(records)
     for scale, recs in by.items():
         for sp in _spaces(recs):
-            for claim in CLAIMS:
+            for claim in CLAIMS + ((hypergrad_error,) if HG.measured_records(recs, sp) else ()):
                 v = claim(recs, pub, sp)
                 v.scale = scale
                 out.append(v)
@@ -388,10 +521,15 @@ def verdicts(records, pub) -> List[Verdict]:
         v = table1(records, pub)
         v.scale = next(iter(by)) if len(by) == 1 else "none"
         out.append(v)
-    sp_rank = {"nb201": 0, "darts": 1}
     sc_rank = {s: i for i, s in enumerate(R.SCALE_ORDER)}
-    out.sort(key=lambda v: (v.claim == "Table 1", sp_rank.get(v.space, 2), CLAIM_ORDER.index(v.claim)
-                            if v.claim in CLAIM_ORDER else 99, sc_rank.get(v.scale, -1)))
+    out.sort(
+        key=lambda v: (
+            v.claim == "Table 1",
+            R.space_rank(v.space),
+            CLAIM_ORDER.index(v.claim) if v.claim in CLAIM_ORDER else 99,
+            sc_rank.get(v.scale, -1),
+        )
+    )
     return out
 
 
@@ -406,9 +544,16 @@ def n_needed_cell(v: Verdict) -> str:
             return f"{v.n_needed} (≈ {PW.fmt_hours(v.cost_hours)} {unit})"
         return str(v.n_needed)
     r = (v.n_needed_reason or "").lower()
-    for key, short in (("no runs", "no runs"), ("at least 2", "n < 2"), ("like-for-like", "not like-for-like"),
-                       ("not a test", "not a test"), ("devices", "devices differ"), ("zero spread", "zero spread"),
-                       ("too small", "> 10,000"), ("exactly zero", "zero effect")):
+    for key, short in (
+        ("no runs", "no runs"),
+        ("at least 2", "n < 2"),
+        ("like-for-like", "not like-for-like"),
+        ("not a test", "not a test"),
+        ("devices", "devices differ"),
+        ("zero spread", "zero spread"),
+        ("too small", "> 10,000"),
+        ("exactly zero", "zero effect"),
+    ):
         if key in r:
             return f"– ({short})"
     return "–"
@@ -417,37 +562,68 @@ def n_needed_cell(v: Verdict) -> str:
 def summary_table(vs: List[Verdict]) -> Table:
     """The verdicts at a glance: claim, verdict, effect with CI, n, n_needed and the seeds sentence."""
     multi = len({v.scale for v in vs}) > 1
-    cols = ["Claim", "Space"] + (["Scale"] if multi else []) + ["Verdict", "Effect (95 % CI)", "n", "n_needed",
-                                                                 "Seeds to decide"]
+    cols = (
+        ["Claim", "Space"]
+        + (["Scale"] if multi else [])
+        + ["Verdict", "Effect (95 % CI)", "n", "n_needed", "Seeds to decide"]
+    )
     t = Table("verdict_summary", "Verdicts at a glance", cols)
     for v in vs:
-        t.rows.append([f"{v.claim}: {SHORT.get(v.claim, '')}", R.SPACE_NAMES.get(v.space, v.space)]
-                      + ([v.scale] if multi else [])
-                      + [v.verdict, v.effect or "–", v.n or "–", n_needed_cell(v), v.power_text or "–"])
-    t.caption = ("n = finished seeds per group (in the order of the claim's groups); n_needed = seeds per group at "
-                 "which the verdict's own test reaches 80 % power at α = 0.05 given the observed effect and spread, "
-                 "with the cost of the missing seeds from this scale's recorded search time. Rules and numbers: "
-                 "the full verdict table.")
+        t.rows.append(
+            [f"{v.claim}: {SHORT.get(v.claim, '')}", R.space_label(v.space)]
+            + ([v.scale] if multi else [])
+            + [v.verdict, v.effect or "–", v.n or "–", n_needed_cell(v), v.power_text or "–"]
+        )
+    t.caption = (
+        "n = finished seeds per group (in the order of the claim's groups); n_needed = seeds per group at "
+        "which the verdict's own test reaches 80 % power at α = 0.05 given the observed effect and spread, "
+        "with the cost of the missing seeds from this scale's recorded search time. Rules and numbers: "
+        "the full verdict table."
+    )
     return t
 
 
 def verdict_table(vs: List[Verdict]) -> Table:
-    cols = ["Claim", "Space", "Scale", "Verdict", "Effect (95 % CI)", "n", "n_needed", "Seeds to decide (cost)",
-            "Numbers", "Dataset", "Rule"]
+    cols = [
+        "Claim",
+        "Space",
+        "Scale",
+        "Verdict",
+        "Effect (95 % CI)",
+        "n",
+        "n_needed",
+        "Seeds to decide (cost)",
+        "Numbers",
+        "Dataset",
+        "Rule",
+    ]
     # n lists the groups in the order of the Numbers column; n_needed = seeds per group (80 % power, α = 0.05)
     t = Table("verdicts", "Verdicts on the MiLeNAS paper's claims", cols)
     for v in vs:
-        t.rows.append([f"{v.claim}: {v.statement}", R.SPACE_NAMES.get(v.space, v.space), v.scale or "–", v.verdict,
-                       v.effect or "–", v.n or "–", str(v.n_needed) if v.n_needed is not None else "–",
-                       v.power_text or "–", v.numbers or "–",
-                       v.dataset or "–", v.rule])
-    t.caption = ("One row per claim, space and scale (scales are never pooled). Scale gate: a smoke-scale verdict is "
-                 "capped at 'inconclusive (smoke scale: not a reproduction)'; cpu / gpu-quick / custom scale gives "
-                 "'at reduced scale'; only paper scale can reproduce absolute numbers. n_needed: seeds per group at "
-                 "which the verdict's own test reaches 80 % power at α = 0.05 given the observed effect and spread "
-                 "(Welch t via the noncentral t; the worst pair of an ordering; the log-ratio for speed ratios); "
-                 "the cost uses this scale's mean search seconds per run. The paper's own claims are for the DARTS "
-                 "space on CIFAR-10 (original); NB201 rows test the same orderings on another space.")
+        t.rows.append(
+            [
+                f"{v.claim}: {v.statement}",
+                R.space_label(v.space),
+                v.scale or "–",
+                v.verdict,
+                v.effect or "–",
+                v.n or "–",
+                str(v.n_needed) if v.n_needed is not None else "–",
+                v.power_text or "–",
+                v.numbers or "–",
+                v.dataset or "–",
+                v.rule,
+            ]
+        )
+    t.caption = (
+        "One row per claim, space and scale (scales are never pooled). Scale gate: a smoke-scale verdict is "
+        "capped at 'inconclusive (smoke scale: not a reproduction)'; cpu / gpu-quick / custom scale gives "
+        "'at reduced scale'; only paper scale can reproduce absolute numbers. n_needed: seeds per group at "
+        "which the verdict's own test reaches 80 % power at α = 0.05 given the observed effect and spread "
+        "(Welch t via the noncentral t; the worst pair of an ordering; the log-ratio for speed ratios); "
+        "the cost uses this scale's mean search seconds per run. The paper's own claims are for the DARTS "
+        "space on CIFAR-10 (original); NB201 rows test the same orderings on another space."
+    )
     return t
 
 
@@ -462,11 +638,13 @@ def scale_table(vs: List[Verdict]) -> Table:
     for (claim, space), per in rows.items():
         cells = []
         for s in scales:
-            v = per.get(s)
-            cells.append("–" if v is None else f"{v.verdict}; n = {v.n or '–'}; n_needed = {n_needed_cell(v)}")
-        t.rows.append([f"{claim}: {SHORT.get(claim, '')}", R.SPACE_NAMES.get(space, space)] + cells)
-    t.caption = ("Each cell is computed from that scale's runs only; a claim may be reproduced at one scale and "
-                 "inconclusive at another. n = ok seeds per group; n_needed = seeds per group for 80 % power.")
+            got = per.get(s)
+            cells.append("–" if got is None else f"{got.verdict}; n = {got.n or '–'}; n_needed = {n_needed_cell(got)}")
+        t.rows.append([f"{claim}: {SHORT.get(claim, '')}", R.space_label(space)] + cells)
+    t.caption = (
+        "Each cell is computed from that scale's runs only; a claim may be reproduced at one scale and "
+        "inconclusive at another. n = ok seeds per group; n_needed = seeds per group for 80 % power."
+    )
     return t
 
 
@@ -475,7 +653,13 @@ def by_scale_dict(vs: List[Verdict]) -> Dict[str, Dict[str, Dict[str, Any]]]:
     out: Dict[str, Dict[str, Dict[str, Any]]] = {}
     for v in vs:
         out.setdefault(f"{v.claim} | {v.space}", {})[v.scale] = {
-            "verdict": v.verdict, "raw": v.raw, "n": v.n, "n_needed": v.n_needed,
-            "n_needed_reason": v.n_needed_reason, "effect": v.effect, "cost_hours": v.cost_hours,
-            "cost_unit": v.cost_unit}
+            "verdict": v.verdict,
+            "raw": v.raw,
+            "n": v.n,
+            "n_needed": v.n_needed,
+            "n_needed_reason": v.n_needed_reason,
+            "effect": v.effect,
+            "cost_hours": v.cost_hours,
+            "cost_unit": v.cost_unit,
+        }
     return out

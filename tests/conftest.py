@@ -1,4 +1,5 @@
 """Shared fixtures: the data folder, tiny models, small resolved configs."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,9 @@ def _one_thread_and_data_env(monkeypatch):
 class ToySupernet(Supernet):
     """Two mixed edges over 3 ops on vectors, a BatchNorm (buffers), a linear head.
 
-    Small enough for exact second-order checks in float64; supports the "gumbel" mode with
-    the same straight-through construction as the spaces (only the sampled op is computed).
+    Small enough for exact second-order checks in float64.  Edge weights come from the installed weighting
+    (the edge-weight contract of ``harness.spaces.base``), asked once per edge row; with a sampled index only the
+    sampled op is computed.
     """
 
     def __init__(self, d_in: int = 5, d: int = 6, classes: int = 3):
@@ -55,15 +57,12 @@ class ToySupernet(Supernet):
     def forward(self, x):
         h = self.bn(self.inp(x))
         for e in range(2):
-            if self.mode == "gumbel":
-                logp = F.log_softmax(self.arch[e], -1)
-                g = -torch.empty_like(logp).exponential_().log()
-                soft = F.softmax((logp + g) / self.tau, -1)
-                idx = int(soft.argmax())
-                hard = F.one_hot(torch.tensor(idx), 3).to(soft) - soft.detach() + soft
-                h = hard[idx] * self._op(e, idx, h)
+            ew = self.edge_weights(self.arch[e : e + 1])
+            w = ew.weights[0]
+            if ew.index is not None:
+                idx = int(ew.index.view(-1)[0])
+                h = w[idx] * self._op(e, idx, h)
             else:
-                w = F.softmax(self.arch[e], -1)
                 h = sum(w[k] * self._op(e, k, h) for k in range(3))
         return self.head(torch.relu(h))
 
@@ -87,8 +86,18 @@ def toy_batches(seed: int = 0, n: int = 8, dtype=torch.float32):
     return (xs[0], ys[0]), (xs[1], ys[1])
 
 
-OPTIM = {"w_lr": 0.1, "w_lr_min": 0.001, "momentum": 0.9, "nesterov": False, "w_wd": 3e-4,
-         "a_lr": 3e-3, "a_betas": [0.5, 0.999], "a_wd": 1e-3, "grad_clip": 5.0, "grad_clip_target": "weights"}
+OPTIM = {
+    "w_lr": 0.1,
+    "w_lr_min": 0.001,
+    "momentum": 0.9,
+    "nesterov": False,
+    "w_wd": 3e-4,
+    "a_lr": 3e-3,
+    "a_betas": [0.5, 0.999],
+    "a_wd": 1e-3,
+    "grad_clip": 5.0,
+    "grad_clip_target": "weights",
+}
 
 
 @pytest.fixture

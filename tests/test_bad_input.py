@@ -4,6 +4,7 @@ nothing partial or corrupt left in the output folder.
 Most cases call ``harness.cli.main`` in-process (a subprocess costs ~3 s of torch import each);
 a few go through a real ``python -m harness`` subprocess to check the entry point itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,23 +49,34 @@ def out(tmp_path) -> Path:
 SEARCH = ["search", "--space", "nb201", "--method", "darts-1st"]
 
 
-@pytest.mark.parametrize("argv, needles", [
-    (["search", "--space", "nb201", "--method", "nope"], ["unknown search method 'nope'", "milenas"]),
-    (["search", "--space", "nope", "--method", "milenas"], ["nope"]),
-    (["search", "--space", "nb201", "--method", "milenas", "--profile", "nope"], ["unknown profile 'nope'", "smoke"]),
-    (["reproduce", "--profile", "nope"], ["unknown profile"]),
-    (["reproduce", "--methods", "nope"], ["nope"]),
-    (["reproduce", "--spaces", "nope"], ["nope"]),
-    (SEARCH + ["--set", "data.batch_size=-1"], ["data.batch_size must be positive"]),
-    (SEARCH + ["--set", "optim.w_lr=abc"], ["optim.w_lr must be a number"]),
-    (SEARCH + ["--set", "data.colour=1"], ["unknown key 'colour'"]),
-    (SEARCH + ["--set", "nope=1"], ["unknown config key"]),
-    (SEARCH + ["--set", "nope.deeper=1"], ["not a config section"]),
-    (SEARCH + ["--set", "epochs=0"], ["epochs"]),
-    (SEARCH + ["--set", "no-equals-sign"], ["KEY=VALUE"]),
-    (SEARCH + ["--variant", "bogus=1"], ["unknown option"]),
-    (["reproduce", "--workers", "zero"], ["--workers"]),
-])
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["search", "--space", "nb201", "--method", "nope"], ["unknown search method 'nope'", "milenas"]),
+        (["search", "--space", "nope", "--method", "milenas"], ["nope"]),
+        (
+            ["search", "--space", "nb201", "--method", "milenas", "--profile", "nope"],
+            ["unknown profile 'nope'", "smoke"],
+        ),
+        (["reproduce", "--profile", "nope"], ["unknown profile"]),
+        (["reproduce", "--methods", "nope"], ["nope"]),
+        (["reproduce", "--spaces", "nope"], ["nope"]),
+        (SEARCH + ["--set", "data.batch_size=-1"], ["data.batch_size must be positive"]),
+        (SEARCH + ["--set", "optim.w_lr=abc"], ["optim.w_lr must be a number"]),
+        (SEARCH + ["--set", "data.colour=1"], ["unknown key 'colour'"]),
+        (SEARCH + ["--set", "nope=1"], ["unknown config key"]),
+        (SEARCH + ["--set", "nope.deeper=1"], ["not a config section"]),
+        (SEARCH + ["--set", "epochs=0"], ["epochs"]),
+        (SEARCH + ["--set", "no-equals-sign"], ["KEY=VALUE"]),
+        (SEARCH + ["--variant", "bogus=1"], ["unknown option"]),
+        (SEARCH + ["--variant", "zero_grad=1e-3"], ["zero_grad must be one of"]),
+        (SEARCH + ["--set", "space_cfg.C=0"], ["nb201 supernet option C must be positive"]),
+        (["reproduce", "--workers", "zero"], ["--workers"]),
+        (["hypergrad", "--set", "hooks.hypergrad.inner.solver=newton"], ["hooks.hypergrad.inner", "solver"]),
+        (["hypergrad", "--set", "hooks.hypergrad.colour=1"], ["hooks.hypergrad", "colour"]),
+        (["hypergrad", "--method", "gdas"], ["softmax"]),
+    ],
+)
 def test_bad_config(capsys, out, argv, needles):
     code, _, err = _cli(capsys, argv + ["--out", str(out)])
     _assert_one_error(code, err, *needles)
@@ -87,9 +99,10 @@ def test_corrupt_data_is_a_checksum_error(capsys, out, tmp_path, shared_data):
         chunk = fh.read(16)
         fh.seek(1_000_000)
         fh.write(bytes(b ^ 0xFF for b in chunk))
-    cache_before = {p.name for p in (REPO / "data" / "cache").glob("*")} if (REPO / "data" / "cache").is_dir() else set()
-    code, _, err = _cli(capsys, ["reproduce", "--profile", "smoke", "--out", str(out),
-                                 "--data-dir", str(bad.parent)])
+    cache_before = (
+        {p.name for p in (REPO / "data" / "cache").glob("*")} if (REPO / "data" / "cache").is_dir() else set()
+    )
+    code, _, err = _cli(capsys, ["reproduce", "--profile", "smoke", "--out", str(out), "--data-dir", str(bad.parent)])
     _assert_one_error(code, err, "checksum mismatch", "train.zip")
     assert _files(out) == []
     cache_after = {p.name for p in (REPO / "data" / "cache").glob("*")} if (REPO / "data" / "cache").is_dir() else set()
@@ -106,23 +119,29 @@ def test_truncated_data_is_an_error(capsys, out, tmp_path, shared_data):
     assert _files(out) == []
 
 
-@pytest.mark.parametrize("query, needle", [
-    ("|bad~0|", "bad"),
-    ("|nor_conv_3x3~0|+|skip_connect~0|", "expected 3 nodes"),
-    ("15625", "out of range"),
-])
+@pytest.mark.parametrize(
+    "query, needle",
+    [
+        ("|bad~0|", "bad"),
+        ("|nor_conv_3x3~0|+|skip_connect~0|", "expected 3 nodes"),
+        ("15625", "out of range"),
+    ],
+)
 def test_malformed_nb201_arch(capsys, query, needle):
     code, out, err = _cli(capsys, ["nb201", "lookup", query])
     _assert_one_error(code, err, needle)
     assert out == ""
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("Genotype(normal=[('foo', 0)]", "genotype"),
-    ("Genotype(normal=[('foo', 0)], normal_concat=[2, 3, 4, 5], reduce=[], reduce_concat=[2, 3, 4, 5])", "normal"),
-    ("NOT_A_ZOO_NAME", "genotype"),
-    ("__import__('os').system('true')", "genotype"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("Genotype(normal=[('foo', 0)]", "genotype"),
+        ("Genotype(normal=[('foo', 0)], normal_concat=[2, 3, 4, 5], reduce=[], reduce_concat=[2, 3, 4, 5])", "normal"),
+        ("NOT_A_ZOO_NAME", "genotype"),
+        ("__import__('os').system('true')", "genotype"),
+    ],
+)
 def test_malformed_genotype(capsys, text, needle):
     code, out, err = _cli(capsys, ["darts", "params", text])
     _assert_one_error(code, err, needle)
@@ -173,16 +192,21 @@ def test_regress_bad_baseline(capsys, tmp_path):
 
 # ---------------------------------------------------------------------- the real entry point
 
-@pytest.mark.parametrize("argv, needle", [
-    (["search", "--space", "nb201", "--method", "nope", "--out", "{out}"], "unknown search method"),
-    (["reproduce", "--profile", "smoke", "--out", "{out}", "--data-dir", "/nonexistent"], "CIFAR-10 not found"),
-    (["nb201", "lookup", "|bad~0|"], "bad"),
-    (["darts", "params", "Genotype(normal=[('foo', 0)]"], "genotype"),
-])
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["search", "--space", "nb201", "--method", "nope", "--out", "{out}"], "unknown search method"),
+        (["reproduce", "--profile", "smoke", "--out", "{out}", "--data-dir", "/nonexistent"], "CIFAR-10 not found"),
+        (["nb201", "lookup", "|bad~0|"], "bad"),
+        (["darts", "params", "Genotype(normal=[('foo', 0)]"], "genotype"),
+    ],
+)
 def test_subprocess_entry_point(tmp_path, argv, needle):
     out = tmp_path / "out"
     argv = [a.replace("{out}", str(out)) for a in argv]
-    proc = subprocess.run([sys.executable, "-m", "harness", *argv], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", *argv], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     _assert_one_error(proc.returncode, proc.stderr, needle)
     assert not out.exists()

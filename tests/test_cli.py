@@ -1,4 +1,5 @@
 """The command line, end to end, in subprocesses (as a user runs it)."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|ski
 
 def harness(*args, timeout=600):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_list():
@@ -42,27 +49,31 @@ def test_nb201_lookup_all_skip_cell(shared_data):
 def test_darts_params():
     out = harness("darts", "params", "DARTS_V2")
     assert out.returncode == 0 and out.stdout.startswith("3.349342 M")
-    text = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
-            "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
-            "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
-            "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
-            "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+    text = (
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+        "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+        "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+        "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+        "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+    )
     assert harness("darts", "params", text).stdout.startswith("3.349342 M")
     imagenet = harness("darts", "params", "DARTS_V2", "--C", "48", "--layers", "14", "--classes", "1000")
     assert imagenet.returncode == 0
 
 
 def test_search_then_no_recompute(shared_data, tmp_path):
-    out = harness("search", "--space", "nb201", "--method", "milenas", "--seed", "0", "--profile", TINY,
-                  "--out", tmp_path)
+    out = harness(
+        "search", "--space", "nb201", "--method", "milenas", "--seed", "0", "--profile", TINY, "--out", tmp_path
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["status"] == "ok" and summary["arch"].startswith("|")
     assert summary["dataset"] == "CIFAR-10 (JPEG q75 copy)" and summary["scale"] == "smoke"
     assert "epoch 2/2" in out.stderr  # progress display
     rec = json.loads((tmp_path / "records" / "nb201__milenas__s0.json").read_text())
-    again = harness("search", "--space", "nb201", "--method", "milenas", "--seed", "0", "--profile", TINY,
-                    "--out", tmp_path)
+    again = harness(
+        "search", "--space", "nb201", "--method", "milenas", "--seed", "0", "--profile", TINY, "--out", tmp_path
+    )
     assert again.returncode == 0 and "already finished" in again.stderr
     assert json.loads((tmp_path / "records" / "nb201__milenas__s0.json").read_text()) == rec
 
@@ -97,8 +108,21 @@ def test_search_compile_end_to_end(shared_data, tmp_path):
     fuses kernels, so bit-identity is not expected)."""
     eager, comp = tmp_path / "eager", tmp_path / "comp"
     for out, extra in ((eager, ()), (comp, ("--compile",))):
-        res = harness("search", "--space", "nb201", "--method", "darts-1st", "--seed", "0", "--profile", TINY,
-                      "--out", out, *extra, timeout=1800)
+        res = harness(
+            "search",
+            "--space",
+            "nb201",
+            "--method",
+            "darts-1st",
+            "--seed",
+            "0",
+            "--profile",
+            TINY,
+            "--out",
+            out,
+            *extra,
+            timeout=1800,
+        )
         assert res.returncode == 0, res.stderr
     e = json.loads((eager / "records" / "nb201__darts-1st__s0.json").read_text())
     c = json.loads((comp / "records" / "nb201__darts-1st__s0.json").read_text())

@@ -1,4 +1,5 @@
 """Profiles, protocols and resolved configs."""
+
 from __future__ import annotations
 
 import pytest
@@ -68,18 +69,21 @@ def test_overrides_apply_and_are_validated():
     assert any("w_lr=0.05" in d for d in cfg["deviations"])
 
 
-@pytest.mark.parametrize("override,message", [
-    ("data.batch_size=-1", "batch_size"),
-    ("optim.w_lr=abc", "w_lr"),
-    ("optim.momentum=1.5", "momentum"),
-    ("data.n_train=55", "multiple of 10"),
-    ("data.split=random", "split"),
-    ("optim.grad_clip_target=everything", "grad_clip_target"),
-    ("method_cfg.lam=-1", "lam"),
-    ("method_cfg.bogus=1", "unknown option"),
-    ("epochs=0", "epochs"),
-    ("nonsense=1", "unknown config key"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("data.batch_size=-1", "batch_size"),
+        ("optim.w_lr=abc", "w_lr"),
+        ("optim.momentum=1.5", "momentum"),
+        ("data.n_train=55", "multiple of 10"),
+        ("data.split=random", "split"),
+        ("optim.grad_clip_target=everything", "grad_clip_target"),
+        ("method_cfg.lam=-1", "lam"),
+        ("method_cfg.bogus=1", "unknown option"),
+        ("epochs=0", "epochs"),
+        ("nonsense=1", "unknown config key"),
+    ],
+)
 def test_bad_config_values_raise_one_clear_error(override, message):
     prof = C.load_profile("smoke")
     with pytest.raises(ConfigError, match=message):
@@ -113,8 +117,16 @@ def test_profile_file_errors(tmp_path):
 def test_figure_experiments_name_the_paper_variants(name):
     configs = C.expand_profile(C.load_profile(name))
     labels = {c["label"] for c in configs}
-    assert {"Single-level", "MiLeNAS (λ=0.1)", "MiLeNAS", "MiLeNAS (λ=999)", "DARTS (2nd order)",
-            "DARTS-2nd → MiLeNAS", "GDAS (MiLeNAS repo, Fig. 5)", "MiLeNAS (Gumbel)"} <= labels
+    assert {
+        "Single-level",
+        "MiLeNAS (λ=0.1)",
+        "MiLeNAS",
+        "MiLeNAS (λ=999)",
+        "DARTS (2nd order)",
+        "DARTS-2nd → MiLeNAS",
+        "GDAS (MiLeNAS repo, Fig. 5)",
+        "MiLeNAS (Gumbel)",
+    } <= labels
     lam = {c["method_cfg"].get("lam") for c in configs if c["method"] == "milenas"}
     assert lam == {0.1, 1.0, 999}
     assert len({c["seed"] for c in configs}) >= 3
@@ -122,18 +134,159 @@ def test_figure_experiments_name_the_paper_variants(name):
 
 def test_method_entry_seeds_override_the_part(tmp_path):
     prof = tmp_path / "p.yaml"
-    prof.write_text("name: p\nscale: custom\nseeds: [0, 1, 2]\nparts:\n  - space: nb201\n    methods:\n"
-                    "      - milenas\n      - {method: gdas, seeds: [5]}\n"
-                    "      - {method: milenas, variant: {fused: true}, seeds: [0, 1]}\n")
+    prof.write_text(
+        "name: p\nscale: custom\nseeds: [0, 1, 2]\nparts:\n  - space: nb201\n    methods:\n"
+        "      - milenas\n      - {method: gdas, seeds: [5]}\n"
+        "      - {method: milenas, variant: {fused: true}, seeds: [0, 1]}\n"
+    )
     configs = C.expand_profile(C.load_profile(prof))
     seeds = {}
     for c in configs:
         seeds.setdefault(C.run_id("nb201", c["method"], c["variant"], 0), []).append(c["seed"])
-    assert seeds == {"nb201__milenas__s0": [0, 1, 2], "nb201__gdas__s0": [5],
-                     C.run_id("nb201", "milenas", {"fused": True}, 0): [0, 1]}
+    assert seeds == {
+        "nb201__milenas__s0": [0, 1, 2],
+        "nb201__gdas__s0": [5],
+        C.run_id("nb201", "milenas", {"fused": True}, 0): [0, 1],
+    }
     # an explicit seed list (search --seed) still wins
     assert {c["seed"] for c in C.expand_profile(C.load_profile(prof), seeds=[7])} == {7}
     for bad, match in (("{method: gdas, seeds: [-1]}", "seeds"), ("{method: gdas, seed: [1]}", "unknown key")):
         prof.write_text(f"name: p\nparts:\n  - space: nb201\n    methods: [{bad}]\n")
         with pytest.raises(ConfigError, match=match):
             C.expand_profile(C.load_profile(prof))
+
+
+# ---------------------------------------------------------------- one validation mechanism (harness.schema)
+def test_schema_messages_name_the_setting_and_what_is_allowed():
+    from harness.schema import Option, validate_section
+
+    opts = {
+        "lr": Option("a rate", float, minimum=0, exclusive=True),
+        "n": Option("a count", int, nullable=True),
+        "m": Option("momentum", float, minimum=0, maximum=1, exclusive_maximum=True),
+        "mode": Option("a mode", str, choices=("a", "b")),
+    }
+    validate_section({"lr": 0.1, "n": None, "m": 0.0, "mode": "a"}, opts, "optim")
+    for values, message in (
+        ({"lr": 0}, "optim.lr must be positive, not 0"),
+        ({"lr": True}, "optim.lr must be a number, not True"),
+        ({"n": 1.5}, "optim.n must be an integer or null"),
+        ({"m": 1.0}, r"optim.m must be in \[0, 1\), not 1.0"),
+        ({"mode": "c"}, r"optim.mode must be one of \['a', 'b'\]"),
+        ({"colour": 1}, "optim: unknown key 'colour'; known keys: lr, n, m, mode"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            validate_section(values, opts, "optim")
+    with pytest.raises(ConfigError, match="method x: unknown option 'y'"):
+        validate_section({"y": 1}, opts, "method x", noun="option")
+    with pytest.raises(ConfigError, match="method x option lr must be positive"):
+        validate_section({"lr": -1}, opts, "method x", noun="option")
+
+
+def test_number_text_becomes_a_number_only_where_the_option_is_a_number():
+    from harness.schema import Option
+
+    assert Option("", float).coerce("1e-3") == 0.001 and Option("", int).coerce("12") == 12
+    assert Option("", str).coerce("1e-3") == "1e-3" and Option("", float).coerce("abc") == "abc"
+    assert Option("", int).coerce("1e3") == "1e3"  # not an integer: left for the check to reject
+    prof = C.load_profile("smoke")
+    part = C.find_part(prof, "nb201")
+    cfg = C.resolve(
+        "nb201",
+        {"method": "milenas", "variant": {"lam": "1e-1"}},
+        0,
+        prof,
+        part,
+        C.parse_overrides(["optim.a_lr=1e-3", "optim.w_wd=5E-4"]),
+    )
+    assert cfg["optim"]["a_lr"] == 0.001 and cfg["optim"]["w_wd"] == 5e-4
+    assert cfg["variant"] == {"lam": 0.1} and cfg["method_cfg"]["lam"] == 0.1 and cfg["label"] == "MiLeNAS (λ=0.1)"
+    with pytest.raises(ConfigError, match="data.n_train must be an integer or null, not '64e1'"):
+        C.resolve("nb201", "milenas", 0, prof, part, C.parse_overrides(["data.n_train=64e1"]))
+    with pytest.raises(ConfigError, match=r"data.split must be one of .*, not '1e3'"):
+        C.resolve("nb201", "milenas", 0, prof, part, C.parse_overrides(["data.split=1e3"]))
+
+
+def test_every_method_option_is_in_the_config_with_its_default():
+    prof = C.load_profile("smoke")
+    part = C.find_part(prof, "nb201")
+    cfg = C.resolve("nb201", "darts-1st", 0, prof, part)
+    assert cfg["method_cfg"] == {"order": "w_first", "zero_grad": "zero"}  # zero_grad: the option's default
+    single = C.resolve("nb201", "single-level", 0, prof, part)
+    assert single["method_cfg"]["fused"] is False
+
+
+def test_supernet_options_are_checked_when_the_config_resolves():
+    prof = C.load_profile("smoke")
+    part = C.find_part(prof, "nb201")
+    with pytest.raises(ConfigError, match="nb201 supernet option C must be positive"):
+        C.resolve("nb201", "darts-1st", 0, prof, part, {"space_cfg.C": 0})
+    with pytest.raises(ConfigError, match="nb201 supernet: unknown option 'layers'"):
+        C.resolve("nb201", "darts-1st", 0, prof, part, {"space_cfg.layers": 3})
+
+
+def test_methods_flag_adds_a_method_the_profile_does_not_name():
+    prof = C.load_profile("smoke")
+    configs = C.expand_profile(prof, methods=["milenas-gumbel"])
+    assert {(c["space"], c["method"], c["seed"]) for c in configs} == {
+        ("nb201", "milenas-gumbel", 0),
+        ("darts", "milenas-gumbel", 0),
+    }
+    nb = next(c for c in configs if c["space"] == "nb201")
+    assert nb["data"]["n_train"] == 640 and nb["space_cfg"]["C"] == 8 and nb["epochs"] == 3
+    # a method the profile names keeps its own entries only
+    assert {c["method"] for c in C.expand_profile(prof, methods=["milenas"])} == {"milenas"}
+
+
+def _protocol_package(tmp_path, monkeypatch, files):
+    """A protocol package ``toyproto`` (``{space: yaml text}``) added to the harness.protocols packages."""
+    from harness import registry
+
+    pkg = tmp_path / "toyproto"
+    pkg.mkdir()
+    for space, text in files.items():
+        (pkg / f"{space}.yaml").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    builtin = registry.protocol_packages()
+    monkeypatch.setattr(registry, "protocol_packages", lambda: builtin + [("toy-plugin", "toyproto")])
+
+
+def test_protocol_rows_come_from_every_protocol_package(tmp_path, monkeypatch):
+    _protocol_package(tmp_path, monkeypatch, {"nb201": "methods:\n  toy-method: {method: {order: w_first}}\n"})
+    proto = C.load_protocol("nb201")
+    assert proto["methods"]["toy-method"] == {"method": {"order": "w_first"}}
+    assert proto["origins"]["toy-method"] == {"package": "toy-plugin", "file": "toyproto/nb201.yaml"}
+    assert (
+        proto["origins"]["darts-1st"]
+        == proto["origins"]["settings"]
+        == {"package": "milenas-harness", "file": "harness/protocols/nb201.yaml"}
+    )
+    assert "darts" in C.load_protocol("darts")["origins"]["settings"]["file"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("methods:\n  darts-1st: {method: {order: alpha_first}}\n", "row of darts-1st is given twice"),
+        ("epochs: 3\n", "already sets"),
+        ("methods:\n  x: {colour: red}\n", "keys among"),
+        ("colour: red\n", "unknown key"),
+    ],
+)
+def test_conflicting_protocol_rows_are_one_error(tmp_path, monkeypatch, text, message):
+    _protocol_package(tmp_path, monkeypatch, {"nb201": text})
+    with pytest.raises(ConfigError, match=message):
+        C.load_protocol("nb201")
+
+
+def test_a_method_without_a_protocol_row_says_so(tmp_path, monkeypatch):
+    prof = C.load_profile("smoke")
+    _protocol_package(tmp_path, monkeypatch, {})
+    proto = C.load_protocol("nb201")
+    proto["methods"].pop("single-level")
+    proto["origins"].pop("single-level")
+    monkeypatch.setattr(C, "load_protocol", lambda space: proto)
+    cfg = C.resolve("nb201", "single-level", 0, prof, C.find_part(prof, "nb201"))
+    assert cfg["protocol_provenance"]["method_row"] is None
+    assert any("no nb201 protocol row for single-level" in d for d in cfg["deviations"])
+    assert cfg["method_cfg"]["order"] == "alpha_first"  # the option's default

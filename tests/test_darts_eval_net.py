@@ -1,4 +1,6 @@
-"""DARTS evaluation network (spec §1.5), parameter counting (§1.6, §3.9, §4.4, §10), params_report."""
+"""DARTS evaluation network, parameter counting, params_report (docs/spaces/darts.md#evaluation-network,
+docs/spaces/darts.md#parameter-counting)."""
+
 import pytest
 import torch
 from torch import nn
@@ -13,16 +15,19 @@ from harness.spaces.darts.eval_net import (
     eval_params_millions,
     params_report,
 )
-from harness.spaces.darts.ops import GDASReductionCell, Identity
 from harness.spaces.darts.genotype import get_genotype, zoo_genotypes
+from harness.spaces.darts.ops import GDASReductionCell, Identity
 from harness.spaces.darts.zoo import zoo_entry
 
 
-@pytest.mark.parametrize("name, params", [
-    ("DARTS_V2", 3.349342),
-    ("DARTS_V1", 3.169414),
-    ("GDAS_V1", 3.368782),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("DARTS_V2", 3.349342),
+        ("DARTS_V1", 3.169414),
+        ("GDAS_V1", 3.368782),
+    ],
+)
 def test_reference_param_counts_exact(name, params):
     assert round(eval_params_millions(get_genotype(name)), 6) == params
     # the same through a real (allocated) model with the auxiliary head present but excluded
@@ -32,29 +37,31 @@ def test_reference_param_counts_exact(name, params):
         assert sum(p.numel() for p in model.parameters()) / 1e6 > params
 
 
-@pytest.mark.parametrize("name, params", [
-    ("r101_e50_48_n7r3", 3.874),
-    ("r118_e100_92_n4r1", 2.866),
-    ("V2_r2_e100", 2.858),
-    ("v2_r5_e200", 2.090),
-    ("GDAS_F1", 2.543),           # spec §4.4: GDAS_F1 normal + fixed reduction cell
-    ("GDAS_MIXED_LEVEL1", 2.63),  # spec §3.6: 2.63 M / 4.03 M
-    ("GDAS_MIXED_LEVEL2", 4.03),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("r101_e50_48_n7r3", 3.874),
+        ("r118_e100_92_n4r1", 2.866),
+        ("V2_r2_e100", 2.858),
+        ("v2_r5_e200", 2.090),
+        ("GDAS_F1", 2.543),  # GDAS_F1 normal + fixed reduction cell
+        ("GDAS_MIXED_LEVEL1", 2.63),  # docs/methods/milenas-gumbel.md: 2.63 M / 4.03 M
+        ("GDAS_MIXED_LEVEL2", 4.03),
+    ],
+)
 def test_published_genotype_param_counts(name, params):
     decimals = len(str(params).split(".")[1])
     assert round(eval_params_millions(name), decimals) == params
 
 
 def test_imagenet_param_count():
-    assert round(eval_params_millions("DARTS_V2", C=48, layers=14, num_classes=1000, network="imagenet"), 4) \
-        == 4.7188
+    assert round(eval_params_millions("DARTS_V2", C=48, layers=14, num_classes=1000, network="imagenet"), 4) == 4.7188
 
 
 def test_gdas_v1_normal_with_fixed_reduction():
     g = get_genotype("GDAS_V1")
     frc = g._replace(reduce=None)
-    assert round(eval_params_millions(frc), 3) == 3.000  # spec §4.4
+    assert round(eval_params_millions(frc), 3) == 3.000  # GDAS paper Table 5 (GDAS-N + FIX-R, 3.0 M)
 
 
 @pytest.mark.parametrize("name", sorted(zoo_genotypes()))

@@ -1,4 +1,5 @@
-"""Genotype value, text codec, quark0 derivation rule, model-size keys (spec §1.4, §1.7, §3.4)."""
+"""Genotype value, text codec, quark0 derivation rule, model-size keys (docs/spaces/darts.md)."""
+
 import pytest
 
 from harness.errors import ArchFormatError
@@ -7,27 +8,62 @@ from harness.spaces.darts.genotype import (
     conv_counts,
     derive_cell,
     early_stop,
+    get_genotype,
     parse_genotype,
     size_key,
+    zoo_genotypes,
 )
 from harness.spaces.darts.ops import PRIMITIVES
-from harness.spaces.darts.genotype import get_genotype, zoo_genotypes
 from harness.spaces.darts.zoo import zoo_entry, zoo_names, zoo_text
 
 P = {name: k for k, name in enumerate(PRIMITIVES)}
 
-# spec §1.7, transcribed independently of the YAML
+# quark0/darts cnn/genotypes.py, transcribed independently of the YAML
 SPEC_DARTS = {
     "DARTS_V1": (
-        [("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 0), ("sep_conv_3x3", 1),
-         ("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2)],
-        [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
-         ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("avg_pool_3x3", 0)]),
+        [
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0),
+            ("skip_connect", 0),
+            ("sep_conv_3x3", 1),
+            ("skip_connect", 0),
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0),
+            ("skip_connect", 2),
+        ],
+        [
+            ("max_pool_3x3", 0),
+            ("max_pool_3x3", 1),
+            ("skip_connect", 2),
+            ("max_pool_3x3", 0),
+            ("max_pool_3x3", 0),
+            ("skip_connect", 2),
+            ("skip_connect", 2),
+            ("avg_pool_3x3", 0),
+        ],
+    ),
     "DARTS_V2": (
-        [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-         ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
-        [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
-         ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)]),
+        [
+            ("sep_conv_3x3", 0),
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0),
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 1),
+            ("skip_connect", 0),
+            ("skip_connect", 0),
+            ("dil_conv_3x3", 2),
+        ],
+        [
+            ("max_pool_3x3", 0),
+            ("max_pool_3x3", 1),
+            ("skip_connect", 2),
+            ("max_pool_3x3", 1),
+            ("max_pool_3x3", 0),
+            ("skip_connect", 2),
+            ("skip_connect", 2),
+            ("max_pool_3x3", 1),
+        ],
+    ),
 }
 
 DARTS_V2_TEXT = (
@@ -44,6 +80,7 @@ def uniform_rows(n_edges=14, value=0.0):
 
 
 # ---- value type ---------------------------------------------------------------------------
+
 
 def test_namedtuple_fields_and_print():
     g = parse_genotype(DARTS_V2_TEXT)
@@ -64,8 +101,18 @@ def test_spec_genotypes_in_zoo():
 
 def test_zoo_contents():
     names = set(zoo_names())
-    for required in ("DARTS_V1", "DARTS_V2", "GDAS_V1", "GDAS_F1", "r101_e50_48_n7r3", "r118_e100_92_n4r1",
-                     "V2_r2_e100", "v2_r5_e200", "GDAS_MIXED_LEVEL1", "GDAS_MIXED_LEVEL2"):
+    for required in (
+        "DARTS_V1",
+        "DARTS_V2",
+        "GDAS_V1",
+        "GDAS_F1",
+        "r101_e50_48_n7r3",
+        "r118_e100_92_n4r1",
+        "V2_r2_e100",
+        "v2_r5_e200",
+        "GDAS_MIXED_LEVEL1",
+        "GDAS_MIXED_LEVEL2",
+    ):
         assert required in names
         entry = zoo_entry(required)
         assert ":" in entry["source"] and "/" in entry["source"].split(":")[0]
@@ -99,31 +146,39 @@ def test_parse_quark0_forms():
     g3 = parse_genotype(DARTS_V2_TEXT.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 2, 0.13)"))
     assert g3 == get_genotype("DARTS_V2")
     # positional fields, FRC text
-    frc = parse_genotype("Genotype(" + str(get_genotype("GDAS_F1"))[len("Genotype(normal="):].replace(
-        "normal_concat=", "").replace("reduce=", "").replace("reduce_concat=", ""))
+    frc = parse_genotype(
+        "Genotype("
+        + str(get_genotype("GDAS_F1"))[len("Genotype(normal=") :]
+        .replace("normal_concat=", "")
+        .replace("reduce=", "")
+        .replace("reduce_concat=", "")
+    )
     assert frc == get_genotype("GDAS_F1")
     assert "reduce=None" in str(frc)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    (DARTS_V2_TEXT.replace("'dil_conv_3x3'", "'conv_9x9'"), "unknown op"),
-    (DARTS_V2_TEXT.replace("'dil_conv_3x3'", "'sep_conv_7x7'"), "unknown op"),
-    (DARTS_V2_TEXT.replace("('sep_conv_3x3', 1)", "('sep_conv_3x3', 2)", 1), "input index"),  # node 0: inputs 0..1
-    (DARTS_V2_TEXT.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), "input index"),
-    (DARTS_V2_TEXT.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', -1)"), "input index"),
-    (DARTS_V2_TEXT.replace(", ('dil_conv_3x3', 2)]", "]"), "pairs"),
-    (DARTS_V2_TEXT.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 2), ('skip_connect', 0)"), "pairs"),
-    (DARTS_V2_TEXT[:-1], "syntax"),
-    ("Genotype(normal=[('sep_conv_3x3', 0)", "syntax"),
-    (DARTS_V2_TEXT.replace("Genotype(", "Foo("), "Genotype("),
-    (DARTS_V2_TEXT.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=__import__('os').getcwd()"), "literal"),
-    (DARTS_V2_TEXT.replace(", reduce_concat=[2, 3, 4, 5]", ""), "missing"),
-    (DARTS_V2_TEXT.replace("reduce_concat=", "extra=[1], reduce_concat="), "unknown field"),
-    (DARTS_V2_TEXT.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4, 9]"), "out of range"),
-    ("", "empty"),
-    ("NOT_A_ZOO_NAME", "unknown genotype name"),
-    ("[1, 2, 3]", "Genotype("),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        (DARTS_V2_TEXT.replace("'dil_conv_3x3'", "'conv_9x9'"), "unknown op"),
+        (DARTS_V2_TEXT.replace("'dil_conv_3x3'", "'sep_conv_7x7'"), "unknown op"),
+        (DARTS_V2_TEXT.replace("('sep_conv_3x3', 1)", "('sep_conv_3x3', 2)", 1), "input index"),  # node 0: inputs 0..1
+        (DARTS_V2_TEXT.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), "input index"),
+        (DARTS_V2_TEXT.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', -1)"), "input index"),
+        (DARTS_V2_TEXT.replace(", ('dil_conv_3x3', 2)]", "]"), "pairs"),
+        (DARTS_V2_TEXT.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 2), ('skip_connect', 0)"), "pairs"),
+        (DARTS_V2_TEXT[:-1], "syntax"),
+        ("Genotype(normal=[('sep_conv_3x3', 0)", "syntax"),
+        (DARTS_V2_TEXT.replace("Genotype(", "Foo("), "Genotype("),
+        (DARTS_V2_TEXT.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=__import__('os').getcwd()"), "literal"),
+        (DARTS_V2_TEXT.replace(", reduce_concat=[2, 3, 4, 5]", ""), "missing"),
+        (DARTS_V2_TEXT.replace("reduce_concat=", "extra=[1], reduce_concat="), "unknown field"),
+        (DARTS_V2_TEXT.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4, 9]"), "out of range"),
+        ("", "empty"),
+        ("NOT_A_ZOO_NAME", "unknown genotype name"),
+        ("[1, 2, 3]", "Genotype("),
+    ],
+)
 def test_parse_errors(text, fragment):
     with pytest.raises(ArchFormatError) as info:
         parse_genotype(text)
@@ -136,6 +191,7 @@ def test_parse_error_is_value_error():
 
 
 # ---- derivation rule ----------------------------------------------------------------------
+
 
 def test_derive_basic_top2_and_order():
     W = uniform_rows(value=0.01)
@@ -188,6 +244,7 @@ def test_derive_wrong_rows():
 
 
 # ---- model-size keys / early stop ---------------------------------------------------------
+
 
 def test_conv_counts_and_keys():
     v2 = get_genotype("DARTS_V2")

@@ -1,4 +1,5 @@
-"""DARTS primitives (spec §1.1) and their parameter formulas (spec §1.6)."""
+"""DARTS primitives and their parameter formulas (docs/spaces/darts.md#operations, #parameter-counting)."""
+
 import pytest
 import torch
 from torch import nn
@@ -24,8 +25,16 @@ def n_params(m: nn.Module) -> int:
 
 
 def test_primitive_order():
-    assert PRIMITIVES == ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
-                          "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+    assert PRIMITIVES == (
+        "none",
+        "max_pool_3x3",
+        "avg_pool_3x3",
+        "skip_connect",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+        "dil_conv_3x3",
+        "dil_conv_5x5",
+    )
     assert set(OPS) == set(PRIMITIVES)
 
 
@@ -42,10 +51,10 @@ def expected_params(name: str, stride: int, affine: bool, c: int = C) -> int:
     bn = 2 * c if affine else 0
     if name in ("sep_conv_3x3", "sep_conv_5x5"):
         k = int(name[-1])
-        return 2 * (k * k * c + c * c) + 2 * bn  # spec: 2(k²C + C² + 2C) with affine BN
+        return 2 * (k * k * c + c * c) + 2 * bn  # 2(k²C + C² + 2C) with affine BN
     if name in ("dil_conv_3x3", "dil_conv_5x5"):
         k = int(name[-1])
-        return k * k * c + c * c + bn  # spec: k²C + C² + 2C
+        return k * k * c + c * c + bn  # k²C + C² + 2C
     if name == "skip_connect" and stride == 2:
         return c * c + bn  # FactorizedReduce: C² + 2C
     return 0  # none, pools, identity

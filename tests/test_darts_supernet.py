@@ -1,4 +1,6 @@
-"""DARTS search supernet (spec §1.2–1.4), GDAS gumbel forward (§4.1, §3.6), FRC (§4.4), DartsSpace."""
+"""DARTS search supernet (docs/spaces/darts.md#supernet, #derivation-rule), GDAS gumbel forward and
+FRC (docs/spaces/darts.md#gdas-forward), DartsSpace."""
+
 import pytest
 import torch
 from torch import nn
@@ -7,10 +9,9 @@ from harness.errors import ArchFormatError, ConfigError
 from harness.registry import get_space
 from harness.spaces.base import SearchSpace, Supernet
 from harness.spaces.darts import DartsSpace
-from harness.spaces.darts.genotype import Genotype
+from harness.spaces.darts.genotype import Genotype, get_genotype
 from harness.spaces.darts.ops import PRIMITIVES, GDASReductionCell
 from harness.spaces.darts.supernet import DartsSupernet, MixedOp, SearchCell, gumbel_hard_sample
-from harness.spaces.darts.genotype import get_genotype
 
 
 def tiny(**kw):
@@ -27,7 +28,7 @@ def x16(batch=2):
 def test_default_param_count_and_alphas():
     net = DartsSupernet()
     assert isinstance(net, Supernet)
-    assert sum(p.numel() for p in net.weights()) == 1930618  # spec §1.3: 1.930618 M without α
+    assert sum(p.numel() for p in net.weights()) == 1930618  # docs/spaces/darts.md#supernet: 1.930618 M without α
     assert sum(p.numel() for p in net.parameters()) == 1930618 + 2 * 14 * 8
     a = net.alphas()
     assert len(a) == 2 and a[0] is net.alphas_normal and a[1] is net.alphas_reduce
@@ -109,8 +110,10 @@ def _spy(net):
         for e, mixed in enumerate(cell._ops):
             counts[(ci, e)] = [0] * len(PRIMITIVES)
             for k, op in enumerate(mixed._ops):
+
                 def hook(mod, inp, out, key=(ci, e), k=k):
                     counts[key][k] += 1
+
                 op.register_forward_hook(hook)
     return counts
 
@@ -240,6 +243,7 @@ def test_derive_ignores_none_and_breaks_ties():
 
 
 # ---- DartsSpace -------------------------------------------------------------------------
+
 
 def test_space_registered():
     space_cls = get_space("darts")

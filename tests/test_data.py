@@ -1,4 +1,5 @@
 """CIFAR-10 loading, the search splits, subsets and batched augmentation."""
+
 from __future__ import annotations
 
 import pickle
@@ -109,7 +110,12 @@ def test_search_data_batches(shared_data):
     assert [b[0][0].shape[0] for b in batches] == [64, 64, 64, 8]
     assert all(b[1][0].shape[0] == b[0][0].shape[0] for b in batches)  # paired val images
     assert "JPEG q75 copy" in sd.provenance["dataset"] and "interleaved" in sd.provenance["split"]
-    fresh = D.SearchData(D.SearchDataConfig(split="darts", val_sampling="fresh-iterator", n_train=200, n_val=100,
-                                            image_size=16, batch_size=64), torch.device("cpu"), shared_data)
+    fresh = D.SearchData(
+        D.SearchDataConfig(
+            split="darts", val_sampling="fresh-iterator", n_train=200, n_val=100, image_size=16, batch_size=64
+        ),
+        torch.device("cpu"),
+        shared_data,
+    )
     vb = [b[1][1].shape[0] for b in fresh.epoch(torch.Generator().manual_seed(0))]
     assert vb == [64] * 4  # a full val batch every step, as next(iter(valid_queue))

@@ -1,4 +1,5 @@
 """DARTS-space evaluation training (harness.evaluate): recipe config, selection, records, resume."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,21 +14,31 @@ import yaml
 
 from harness import eval_recipe as ER
 from harness import evaluate as E
-from harness import selection as S
 from harness import records
+from harness import selection as S
 from harness.config import load_profile
 from harness.errors import ArchFormatError, ConfigError
 from harness.spaces.darts import eval_params_millions, parse_genotype
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY = {"recipe": "darts", "C": 4, "layers": 4, "image_size": 16, "n_train": 200, "n_test": 100,
-        "epochs": 2, "batch_size": 50, "crop_pad": 2, "cutout": 8, "auxiliary": False}
+TINY = {
+    "recipe": "darts",
+    "C": 4,
+    "layers": 4,
+    "image_size": 16,
+    "n_train": 200,
+    "n_test": 100,
+    "epochs": 2,
+    "batch_size": 50,
+    "crop_pad": 2,
+    "cutout": 8,
+    "auxiliary": False,
+}
 
 
 def write_profile(tmp_path: Path, evaluate=None, name="tiny") -> Path:
-    prof = {"name": name, "scale": "smoke", "seeds": [0],
-            "parts": [{"space": "darts", "methods": ["darts-1st"]}]}
+    prof = {"name": name, "scale": "smoke", "seeds": [0], "parts": [{"space": "darts", "methods": ["darts-1st"]}]}
     if evaluate is not None:
         prof["evaluate"] = evaluate
     path = tmp_path / f"{name}.yaml"
@@ -35,12 +46,22 @@ def write_profile(tmp_path: Path, evaluate=None, name="tiny") -> Path:
     return path
 
 
-def ns(profile, out, genotype="DARTS_V2", from_runs=None, method=None, seed=0, overrides=(), variant=(),
-       run_id=None):
-    return argparse.Namespace(genotype=None if from_runs else genotype, from_runs=from_runs, method=method,
-                              variant=list(variant), run_id=run_id, space="darts",
-                              profile=str(profile), seed=seed, out=Path(out), data_dir=None, device="cpu",
-                              overrides=list(overrides), download=False)
+def ns(profile, out, genotype="DARTS_V2", from_runs=None, method=None, seed=0, overrides=(), variant=(), run_id=None):
+    return argparse.Namespace(
+        genotype=None if from_runs else genotype,
+        from_runs=from_runs,
+        method=method,
+        variant=list(variant),
+        run_id=run_id,
+        space="darts",
+        profile=str(profile),
+        seed=seed,
+        out=Path(out),
+        data_dir=None,
+        device="cpu",
+        overrides=list(overrides),
+        download=False,
+    )
 
 
 def strip_times(epochs):
@@ -49,6 +70,7 @@ def strip_times(epochs):
 
 # ------------------------------------------------------------------------------------------ recipe
 
+
 def test_repo_profiles_resolve_and_paper_is_the_darts_recipe():
     for name in ("smoke", "cpu", "paper", "gpu-quick"):
         cfg = ER.resolve_eval_config(load_profile(name))
@@ -56,7 +78,13 @@ def test_repo_profiles_resolve_and_paper_is_the_darts_recipe():
     paper = ER.resolve_eval_config(load_profile("paper"))
     assert paper == ER.DARTS_RECIPE
     assert ER.eval_deviations(paper) == []
-    assert (paper["epochs"], paper["batch_size"], paper["lr"], paper["lr_min"], paper["cutout"]) == (600, 96, 0.025, 0.0, 16)
+    assert (paper["epochs"], paper["batch_size"], paper["lr"], paper["lr_min"], paper["cutout"]) == (
+        600,
+        96,
+        0.025,
+        0.0,
+        16,
+    )
     repo = ER.resolve_eval_config(load_profile("paper"), {"recipe": "milenas-repo"})
     assert (repo["batch_size"], repo["lr"], repo["lr_min"]) == (64, 0.03, 0.001)
     assert any("milenas-repo" in d for d in ER.eval_deviations(repo))
@@ -74,17 +102,20 @@ def test_lr_and_drop_path_schedules():
     assert ER.lr_at(repo, 300) == pytest.approx(0.001 + 0.029 / 2)
 
 
-@pytest.mark.parametrize("evaluate, overrides, match", [
-    (dict(TINY, lr=-1), (), "lr must be positive"),
-    (dict(TINY, bogus=1), (), "unknown key"),
-    (dict(TINY, recipe="nope"), (), "recipe must be one of"),
-    (dict(TINY, auxiliary=True), (), "auxiliary needs 32x32"),
-    (dict(TINY, n_train=205), (), "multiple of 10"),
-    (TINY, ("cutout=99",), "cutout must be in"),
-    (TINY, ("epochs=two",), "epochs must be an integer"),
-    (TINY, ("nokey=1",), "unknown key"),
-    (None, (), "no 'evaluate:' section"),
-])
+@pytest.mark.parametrize(
+    "evaluate, overrides, match",
+    [
+        (dict(TINY, lr=-1), (), "lr must be positive"),
+        (dict(TINY, bogus=1), (), "unknown key"),
+        (dict(TINY, recipe="nope"), (), "recipe must be one of"),
+        (dict(TINY, auxiliary=True), (), "auxiliary needs 32x32"),
+        (dict(TINY, n_train=205), (), "multiple of 10"),
+        (TINY, ("cutout=99",), "cutout must be in"),
+        (TINY, ("epochs=two",), "epochs must be an integer"),
+        (TINY, ("nokey=1",), "unknown key"),
+        (None, (), "no 'evaluate:' section"),
+    ],
+)
 def test_bad_config_raises_config_error(tmp_path, evaluate, overrides, match):
     prof = write_profile(tmp_path, evaluate)
     with pytest.raises(ConfigError, match=match):
@@ -106,21 +137,51 @@ def test_malformed_genotype_raises_arch_format_error(tmp_path):
 
 # ------------------------------------------------------------------------------------------ selection
 
-def _fake_search(out: Path, method: str, seed: int, best: float, space="darts", status="ok", arch_best=None,
-                 variant=None, rule="best_val_reference"):
+
+def _fake_search(
+    out: Path,
+    method: str,
+    seed: int,
+    best: float,
+    space="darts",
+    status="ok",
+    arch_best=None,
+    variant=None,
+    rule="best_val_reference",
+):
     """A search record whose run selected epoch 1 (ref_val_acc ``best``) by ``rule``."""
     final_arch = str(parse_genotype("DARTS_V1"))
-    epochs = [{"epoch": 0, "val_acc": best - 5, "ref_val_acc": best - 6, "arch": final_arch},
-              {"epoch": 1, "val_acc": best - 9, "ref_val_acc": best, "arch": arch_best or final_arch},
-              {"epoch": 2, "val_acc": best + 1, "ref_val_acc": best - 1, "arch": final_arch}]
+    epochs = [
+        {"epoch": 0, "val_acc": best - 5, "ref_val_acc": best - 6, "arch": final_arch},
+        {"epoch": 1, "val_acc": best - 9, "ref_val_acc": best, "arch": arch_best or final_arch},
+        {"epoch": 2, "val_acc": best + 1, "ref_val_acc": best - 1, "arch": final_arch},
+    ]
     chosen = epochs[1] if rule == "best_val_reference" else epochs[-1]
     variant = variant or {}
     rid = f"{space}__{method}{''.join(f'-{k}{v}' for k, v in variant.items())}__s{seed}"
-    records.write_record(out / "records" / f"{rid}.json", {
-        "schema": records.SCHEMA, "kind": "search", "run_id": rid, "label": method, "space": space,
-        "method": method, "variant": variant, "seed": seed, "status": status, "epochs": epochs,
-        "final": {"arch": chosen["arch"], "val_acc": best + 1, "best_val_acc": best + 1,
-                  "selection": {"rule": rule, "epoch": chosen["epoch"]}} if status == "ok" else None})
+    records.write_record(
+        out / "records" / f"{rid}.json",
+        {
+            "schema": records.SCHEMA,
+            "kind": "search",
+            "run_id": rid,
+            "label": method,
+            "space": space,
+            "method": method,
+            "variant": variant,
+            "seed": seed,
+            "status": status,
+            "epochs": epochs,
+            "final": {
+                "arch": chosen["arch"],
+                "val_acc": best + 1,
+                "best_val_acc": best + 1,
+                "selection": {"rule": rule, "epoch": chosen["epoch"]},
+            }
+            if status == "ok"
+            else None,
+        },
+    )
 
 
 def test_from_runs_picks_the_best_reference_val_cell_of_method_and_variant(tmp_path):
@@ -128,11 +189,11 @@ def test_from_runs_picks_the_best_reference_val_cell_of_method_and_variant(tmp_p
     v2 = str(parse_genotype("DARTS_V2"))
     _fake_search(runs, "milenas", 0, 60.0)
     _fake_search(runs, "milenas", 1, 70.0, arch_best=v2)
-    _fake_search(runs, "milenas", 2, 95.0, variant={"lam": 0.1})   # a λ-sweep run: never the paper's cell
+    _fake_search(runs, "milenas", 2, 95.0, variant={"lam": 0.1})  # a λ-sweep run: never the paper's cell
     _fake_search(runs, "darts-1st", 0, 80.0, rule="last")
-    _fake_search(runs, "darts-1st", 1, 80.0, rule="last")          # tie with seed 0 -> seed 0 wins
-    _fake_search(runs, "gdas", 0, 99.0, space="nb201")       # other space: ignored
-    _fake_search(runs, "gdas", 1, 99.0, status="failed")     # failed: ignored
+    _fake_search(runs, "darts-1st", 1, 80.0, rule="last")  # tie with seed 0 -> seed 0 wins
+    _fake_search(runs, "gdas", 0, 99.0, space="nb201")  # other space: ignored
+    _fake_search(runs, "gdas", 1, 99.0, status="failed")  # failed: ignored
 
     sel = S.select_from_runs(runs, "milenas")
     assert sel["selected_run"] == "darts__milenas__s1"
@@ -145,7 +206,7 @@ def test_from_runs_picks_the_best_reference_val_cell_of_method_and_variant(tmp_p
     sel = S.select_from_runs(runs, run_id="darts__milenas__s0")
     assert sel["selected_run"] == "darts__milenas__s0"
 
-    sel = S.select_from_runs(runs, "darts-1st")   # rule "last": the last epoch's cell and its accuracy
+    sel = S.select_from_runs(runs, "darts-1st")  # rule "last": the last epoch's cell and its accuracy
     assert sel["selected_run"] == "darts__darts-1st__s0" and "tie" in sel["reason"] and sel["best_val_acc"] == 79.0
 
     prof = write_profile(tmp_path, TINY)
@@ -165,6 +226,7 @@ def test_from_runs_picks_the_best_reference_val_cell_of_method_and_variant(tmp_p
 
 
 # ------------------------------------------------------------------------------------------ training
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, shared_data):
@@ -199,7 +261,9 @@ def test_end_to_end_record(tiny_run):
     assert parse_genotype(disk["genotype"]) == parse_genotype("DARTS_V2")
     assert disk["provenance"]["split"].startswith("CIFAR-10 train (200 images) / test (100 images)")
     assert disk["provenance"]["dataset_sha256"] and disk["provenance"]["image_size"] == 16
-    assert any("16x16" in d for d in disk["deviations"]) and any("200 train / 100 test" in d for d in disk["deviations"])
+    assert any("16x16" in d for d in disk["deviations"]) and any(
+        "200 train / 100 test" in d for d in disk["deviations"]
+    )
     ep = disk["epochs"]
     assert [e["epoch"] for e in ep] == [0, 1]
     assert [e["drop_path_prob"] for e in ep] == pytest.approx([0.0, 0.1])
@@ -263,8 +327,9 @@ def test_nan_loss_records_failure(tmp_path, shared_data, monkeypatch):
 
 
 def test_auxiliary_head_at_32px(tmp_path, shared_data):
-    ev = dict(TINY, C=4, layers=3, image_size=32, n_train=100, n_test=100, epochs=1, crop_pad=4, cutout=16,
-              auxiliary=True)
+    ev = dict(
+        TINY, C=4, layers=3, image_size=32, n_train=100, n_test=100, epochs=1, crop_pad=4, cutout=16, auxiliary=True
+    )
     prof = write_profile(tmp_path, ev)
     rec = E.run_evaluate(ns(prof, tmp_path / "out", genotype="DARTS_V1"))
     assert rec["status"] == "ok"
@@ -276,15 +341,47 @@ def test_auxiliary_head_at_32px(tmp_path, shared_data):
 def test_cli_evaluate(tmp_path, shared_data):
     prof = write_profile(tmp_path, dict(TINY, epochs=1))
     env = dict(os.environ, HARNESS_DATA=str(shared_data), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "harness", "evaluate", "--genotype", "DARTS_V2",
-                           "--profile", str(prof), "--out", str(tmp_path / "out")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "evaluate",
+            "--genotype",
+            "DARTS_V2",
+            "--profile",
+            str(prof),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     rec = json.loads((tmp_path / "out" / "records" / "darts__eval__DARTS_V2__s0.json").read_text())
     assert rec["status"] == "ok" and rec["kind"] == "evaluation" and len(rec["epochs"]) == 1
     assert "epoch 1/1" in proc.stderr
 
-    bad = subprocess.run([sys.executable, "-m", "harness", "evaluate", "--genotype", "Genotype(normal=[",
-                          "--profile", str(prof), "--out", str(tmp_path / "out2")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "evaluate",
+            "--genotype",
+            "Genotype(normal=[",
+            "--profile",
+            str(prof),
+            "--out",
+            str(tmp_path / "out2"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("error:")

@@ -5,13 +5,15 @@ subprocesses running pickled jobs), against the local executor.
 * a Ray worker killed with SIGKILL mid-run: Ray retries the task, it takes over the run's lock and
   resumes from the last epoch checkpoint; no run lost or done twice; records equal the uninterrupted run;
 * a submitit task preempted (USR2, what Slurm sends) mid-run: requeued, resumed, same records;
-* the Slurm dry-run plan; evaluation runs on an executor; bad executor input is one error line;
+* the Slurm dry-run plan, also on a machine without Slurm (no srun/sbatch on PATH: the sbatch script is
+  still rendered); evaluation runs on an executor; bad executor input is one error line;
 * against a real one-node Slurm cluster (CI starts one with ``.ci/slurm-cluster start`` and sets
   ``HARNESS_TEST_SLURM=1``; skipped elsewhere): the job array gives the same records, and a task that
   gets Slurm's preemption signal (``scancel --signal=USR2``) is requeued (``scontrol requeue``) and resumes.
 
 Needs the `cluster` extra (ray, submitit); skipped without it.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,19 +32,28 @@ import pytest
 import yaml
 
 from harness import records
+from harness.runlock import read_lock
 from tests.fixtures.harness_subprocess import harness_env, reproduce_cmd, start_reproduce
 from tests.fixtures.records_compare import read_records, strip_volatile
-from harness.runlock import read_lock
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["darts-1st", "milenas", "gdas"]
 LABELS = {"darts-1st": "DARTS (1st order)", "milenas": "MiLeNAS", "gdas": "GDAS"}
 EPOCHS = {"darts-1st": 4, "milenas": 4, "gdas": 5}
 TINY = {
-    "name": "tiny-exec", "scale": "custom", "seeds": [0],
-    "parts": [{"space": "nb201", "methods": METHODS,
-               "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
-               "supernet": {"C": 4, "N": 1}, "epochs": 4, "epochs_by_method": {"gdas": 5}}],
+    "name": "tiny-exec",
+    "scale": "custom",
+    "seeds": [0],
+    "parts": [
+        {
+            "space": "nb201",
+            "methods": METHODS,
+            "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
+            "supernet": {"C": 4, "N": 1},
+            "epochs": 4,
+            "epochs_by_method": {"gdas": 5},
+        }
+    ],
 }
 
 
@@ -146,6 +157,7 @@ def _assert_resumed(stderr: str, method: str) -> None:
 
 # ---------------------------------------------------------------------- ray
 
+
 @needs_ray
 def test_ray_local_cluster_gives_the_local_records(tiny_profile, local_reference, tmp_path):
     out = tmp_path / "ray"
@@ -155,8 +167,9 @@ def test_ray_local_cluster_gives_the_local_records(tiny_profile, local_reference
     done = _done_lines(proc.stderr)
     assert done == Counter({(f"nb201__{m}__s0", "ok"): 1 for m in METHODS}), proc.stderr[-3000:]
     for m in METHODS:  # progress streamed back from the workers: every epoch's line, once
-        assert sorted(int(e) for (label, e) in _epoch_lines(proc.stderr) if label == LABELS[m]) == \
-            list(range(1, EPOCHS[m] + 1))
+        assert sorted(int(e) for (label, e) in _epoch_lines(proc.stderr) if label == LABELS[m]) == list(
+            range(1, EPOCHS[m] + 1)
+        )
 
 
 @needs_ray
@@ -174,9 +187,11 @@ def test_ray_worker_sigkill_is_retried_and_resumes(tiny_profile, local_reference
 
 # ---------------------------------------------------------------------- slurm (submitit)
 
+
 @needs_submitit
-def test_submitit_local_jobs_give_the_local_records_and_resume_after_preemption(tiny_profile, local_reference,
-                                                                                tmp_path):
+def test_submitit_local_jobs_give_the_local_records_and_resume_after_preemption(
+    tiny_profile, local_reference, tmp_path
+):
     """The slurm executor's pickled jobs in real subprocesses (submitit's local executor); one task gets
     Slurm's preemption/timeout signal (USR2) mid-run: submitit checkpoints, requeues it, and the run
     resumes from its last epoch checkpoint."""
@@ -185,8 +200,10 @@ def test_submitit_local_jobs_give_the_local_records_and_resume_after_preemption(
     proc = start_reproduce(tiny_profile, out, "--executor", "slurm", "--slurm-cluster", "local")
     signalled = _kill_mid_run(proc, out, "nb201__milenas__s0", signal.SIGUSR2)
     _, stderr = _finish(proc)
-    print(f"submitit local executor with a preempted task (pid {signalled}): {time.time() - t0:.1f} s "
-          f"(local {local_reference['seconds']:.1f} s)")
+    print(
+        f"submitit local executor with a preempted task (pid {signalled}): {time.time() - t0:.1f} s "
+        f"(local {local_reference['seconds']:.1f} s)"
+    )
     _assert_same_records(out, local_reference["records"])
     assert _done_lines(stderr) == Counter({(f"nb201__{m}__s0", "ok"): 1 for m in METHODS}), stderr[-3000:]
     _assert_resumed(stderr, "milenas")
@@ -200,9 +217,30 @@ def test_slurm_dry_run_plan(tmp_path, shared_data, capsys):
     from harness.cli import main
 
     out = tmp_path / "paper"
-    argv = ["reproduce", "--profile", "paper", "--out", str(out), "--executor", "slurm", "--dry-run",
-            "--slurm-partition", "gpu", "--slurm-time", "1-12:00:00", "--slurm-mem-gb", "32", "--threads", "4",
-            "--slurm-array-parallelism", "8", "--slurm-param", "constraint=a100", "--slurm-setup", "module load cuda"]
+    argv = [
+        "reproduce",
+        "--profile",
+        "paper",
+        "--out",
+        str(out),
+        "--executor",
+        "slurm",
+        "--dry-run",
+        "--slurm-partition",
+        "gpu",
+        "--slurm-time",
+        "1-12:00:00",
+        "--slurm-mem-gb",
+        "32",
+        "--threads",
+        "4",
+        "--slurm-array-parallelism",
+        "8",
+        "--slurm-param",
+        "constraint=a100",
+        "--slurm-setup",
+        "module load cuda",
+    ]
     assert main(argv + ["--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     expected = [c for c in C.expand_profile(C.load_profile("paper"))]
@@ -213,13 +251,27 @@ def test_slurm_dry_run_plan(tmp_path, shared_data, capsys):
     assert (t["run_id"], t["epochs"], t["iterations"]) == ("nb201__gdas__s0", 250, 250 * 391)
     assert t["command"] == f"python -m harness search --space nb201 --method gdas --seed 0 --profile paper --out {out}"
     r = plan["resources"]
-    assert (r["timeout_min"], r["gpus_per_task"], r["cpus_per_task"], r["torch_threads"], r["mem_gb"]) == \
-        (2160, 1, 4, 4, 32.0)
+    assert (r["timeout_min"], r["gpus_per_task"], r["cpus_per_task"], r["torch_threads"], r["mem_gb"]) == (
+        2160,
+        1,
+        4,
+        4,
+        32.0,
+    )
     assert (r["partition"], r["array_parallelism"], r["additional"]) == ("gpu", 8, {"constraint": "a100"})
     sbatch = plan["sbatch"]
-    for line in ("#SBATCH --array=0-34%8", "#SBATCH --time=2160", "#SBATCH --gpus-per-node=1",
-                 "#SBATCH --cpus-per-task=4", "#SBATCH --partition=gpu", "#SBATCH --signal=USR2@90",
-                 "#SBATCH --constraint=a100", "#SBATCH --mem=32GB", "module load cuda", "submitit.core._submit"):
+    for line in (
+        "#SBATCH --array=0-34%8",
+        "#SBATCH --time=2160",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --signal=USR2@90",
+        "#SBATCH --constraint=a100",
+        "#SBATCH --mem=32GB",
+        "module load cuda",
+        "submitit.core._submit",
+    ):
         assert line in sbatch, line
     assert main(argv) == 0
     text = capsys.readouterr().out
@@ -229,41 +281,270 @@ def test_slurm_dry_run_plan(tmp_path, shared_data, capsys):
     assert not (out / "runs.json").exists()
 
     # CPU tasks: no GPU, CPUs = threads; time from the default
-    assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "s"), "--executor", "slurm",
-                 "--dry-run", "--json", "--device", "cpu", "--threads", "2"]) == 0
+    assert (
+        main(
+            [
+                "reproduce",
+                "--profile",
+                "smoke",
+                "--out",
+                str(tmp_path / "s"),
+                "--executor",
+                "slurm",
+                "--dry-run",
+                "--json",
+                "--device",
+                "cpu",
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
     plan = json.loads(capsys.readouterr().out)
     assert plan["n_tasks"] == 10
-    assert (plan["resources"]["gpus_per_task"], plan["resources"]["cpus_per_task"],
-            plan["resources"]["timeout_min"]) == (0, 2, 240)
+    assert (
+        plan["resources"]["gpus_per_task"],
+        plan["resources"]["cpus_per_task"],
+        plan["resources"]["timeout_min"],
+    ) == (0, 2, 240)
     assert "--gpus-per-node" not in plan["sbatch"]
 
     # resources from the profile (`resources: {slurm: …}`); flags win over them
-    prof = {**C.load_profile("smoke"), "name": "smoke-res",
-            "resources": {"slurm": {"time": "2:30:00", "gpus_per_task": 2, "cpus_per_task": 6, "mem_gb": 12,
-                                    "partition": "a100"}}}
+    prof = {
+        **C.load_profile("smoke"),
+        "name": "smoke-res",
+        "resources": {
+            "slurm": {"time": "2:30:00", "gpus_per_task": 2, "cpus_per_task": 6, "mem_gb": 12, "partition": "a100"}
+        },
+    }
     path = tmp_path / "smoke-res.yaml"
     path.write_text(yaml.safe_dump(prof))
-    assert main(["reproduce", "--profile", str(path), "--out", str(tmp_path / "r"), "--executor", "slurm",
-                 "--dry-run", "--json", "--spaces", "nb201"]) == 0
+    assert (
+        main(
+            [
+                "reproduce",
+                "--profile",
+                str(path),
+                "--out",
+                str(tmp_path / "r"),
+                "--executor",
+                "slurm",
+                "--dry-run",
+                "--json",
+                "--spaces",
+                "nb201",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)["resources"]
-    assert (r["timeout_min"], r["gpus_per_task"], r["cpus_per_task"], r["mem_gb"], r["partition"]) == \
-        (150, 2, 6, 12, "a100")
-    assert main(["reproduce", "--profile", str(path), "--out", str(tmp_path / "r"), "--executor", "slurm",
-                 "--dry-run", "--json", "--spaces", "nb201", "--slurm-time", "45", "--gpus-per-task", "1"]) == 0
+    assert (r["timeout_min"], r["gpus_per_task"], r["cpus_per_task"], r["mem_gb"], r["partition"]) == (
+        150,
+        2,
+        6,
+        12,
+        "a100",
+    )
+    assert (
+        main(
+            [
+                "reproduce",
+                "--profile",
+                str(path),
+                "--out",
+                str(tmp_path / "r"),
+                "--executor",
+                "slurm",
+                "--dry-run",
+                "--json",
+                "--spaces",
+                "nb201",
+                "--slurm-time",
+                "45",
+                "--gpus-per-task",
+                "1",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)["resources"]
     assert (r["timeout_min"], r["gpus_per_task"]) == (45, 1)
+
+
+SLURM_COMMANDS = {
+    "srun",
+    "sbatch",
+    "squeue",
+    "scancel",
+    "scontrol",
+    "sinfo",
+    "sacct",
+    "salloc",
+    "sattach",
+    "sbcast",
+    "sstat",
+    "sprio",
+    "sshare",
+    "sdiag",
+    "strigger",
+    "sacctmgr",
+    "sreport",
+    "slurmd",
+    "slurmctld",
+}
+
+
+def _path_without_slurm(shadow_root: Path) -> str:
+    """$PATH as on a machine without Slurm: a folder holding Slurm commands (on a CI node with its one-node
+    cluster: /usr/bin) is replaced by links to everything in it but those commands."""
+    dirs = [str(Path(sys.executable).parent)] + [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    out = []
+    for i, d in enumerate(dirs):
+        if not any(os.path.exists(os.path.join(d, c)) for c in SLURM_COMMANDS):
+            out.append(d)
+            continue
+        shadow = shadow_root / f"path{i}"
+        shadow.mkdir(parents=True)
+        for entry in os.scandir(d):
+            if entry.name not in SLURM_COMMANDS:
+                (shadow / entry.name).symlink_to(entry.path)
+        out.append(str(shadow))
+    path = os.pathsep.join(out)
+    assert shutil.which("srun", path=path) is None and shutil.which("sbatch", path=path) is None
+    return path
+
+
+@needs_submitit
+def test_slurm_dry_run_without_slurm_prints_the_sbatch_script(tmp_path, shared_data):
+    """Previewing a plan needs no Slurm: no srun/sbatch on PATH, no SLURM_CONF; submitit still renders the
+    script (its SlurmExecutor refuses to start without srun, which the dry run does not need)."""
+    env = harness_env(PATH=_path_without_slurm(tmp_path / "bin"))
+    env.pop("SLURM_CONF", None)
+    out = tmp_path / "laptop"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "reproduce",
+            "--profile",
+            "smoke",
+            "--out",
+            str(out),
+            "--executor",
+            "slurm",
+            "--dry-run",
+            "--slurm-partition",
+            "gpu",
+            "--slurm-time",
+            "90",
+            "--slurm-mem-gb",
+            "16",
+            "--slurm-param",
+            "constraint=a100",
+            "--device",
+            "cpu",
+            "--threads",
+            "2",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sbatch = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("#SBATCH")]
+    for line in (
+        "#SBATCH --array=0-9%10",
+        "#SBATCH --time=90",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --mem=16GB",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --constraint=a100",
+        "#SBATCH --signal=USR2@90",
+        "#SBATCH --job-name=harness",
+        f"#SBATCH --output={out.resolve()}/slurm/%A_%a_0_log.out",
+    ):
+        assert line in sbatch, (line, sbatch)
+    assert not any(ln.startswith("#SBATCH --gpus-per-node") for ln in sbatch), sbatch  # --device cpu: no GPU
+    assert "not available" not in proc.stdout
+    assert "-u -m submitit.core._submit" in proc.stdout and "10 task(s)" in proc.stdout
+    assert not (out / "slurm").exists() and not (out / "runs.json").exists(), "a dry run writes no job files"
+
+
+@needs_submitit
+def test_submitting_without_slurm_is_one_error_line(tmp_path, capsys, monkeypatch):
+    from harness.cli import main
+
+    monkeypatch.setenv("PATH", _path_without_slurm(tmp_path / "bin"))
+    code = main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"), "--executor", "slurm"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (
+        "error: --executor slurm: sbatch and srun not found on this machine (submit from a Slurm "
+        "login node, or use --slurm-cluster local / --dry-run)"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "resources, needle",
+    [
+        ({"gpus_per_task": "two"}, "gpus_per_task must be an integer"),
+        ({"time": "soon"}, "profile resources.slurm time must be minutes or [D-]HH:MM[:SS]"),
+        ({"nodes": 2}, "nodes"),
+    ],
+)
+def test_bad_profile_slurm_resources_are_one_error_line(resources, needle, tmp_path, capsys):
+    from harness import config as C
+    from harness.cli import main
+
+    path = tmp_path / "res.yaml"
+    path.write_text(yaml.safe_dump({**C.load_profile("smoke"), "name": "res", "resources": {"slurm": resources}}))
+    code = main(["reproduce", "--profile", str(path), "--out", str(tmp_path / "o"), "--executor", "slurm", "--dry-run"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: profile resources.slurm") and needle in err[0], err
+    assert not (tmp_path / "o").exists()
 
 
 @needs_submitit
 def test_evaluation_run_on_the_slurm_executor(tmp_path, shared_data):
     """`evaluate --executor slurm` runs the one evaluation run as a (local submitit) job: same record."""
-    prof = {"name": "tiny-eval", "scale": "smoke", "seeds": [0], "parts": [{"space": "darts", "methods": ["darts-1st"]}],
-            "evaluate": {"recipe": "darts", "C": 4, "layers": 4, "image_size": 16, "n_train": 200, "n_test": 100,
-                         "epochs": 2, "batch_size": 50, "crop_pad": 2, "cutout": 8, "auxiliary": False}}
+    prof = {
+        "name": "tiny-eval",
+        "scale": "smoke",
+        "seeds": [0],
+        "parts": [{"space": "darts", "methods": ["darts-1st"]}],
+        "evaluate": {
+            "recipe": "darts",
+            "C": 4,
+            "layers": 4,
+            "image_size": 16,
+            "n_train": 200,
+            "n_test": 100,
+            "epochs": 2,
+            "batch_size": 50,
+            "crop_pad": 2,
+            "cutout": 8,
+            "auxiliary": False,
+        },
+    }
     path = tmp_path / "tiny-eval.yaml"
     path.write_text(yaml.safe_dump(prof))
-    base = [sys.executable, "-m", "harness", "evaluate", "--genotype", "DARTS_V2", "--profile", str(path),
-            "--device", "cpu"]
+    base = [
+        sys.executable,
+        "-m",
+        "harness",
+        "evaluate",
+        "--genotype",
+        "DARTS_V2",
+        "--profile",
+        str(path),
+        "--device",
+        "cpu",
+    ]
     _run(base + ["--out", str(tmp_path / "local")])
     proc = _run(base + ["--out", str(tmp_path / "job"), "--executor", "slurm", "--slurm-cluster", "local"])
     assert "epoch 2/2" in proc.stderr and "test acc" in proc.stderr
@@ -276,19 +557,27 @@ def test_evaluation_run_on_the_slurm_executor(tmp_path, shared_data):
 
 # ---------------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--executor", "kubernetes"], "unknown executor 'kubernetes'; known executors: local, ray, slurm"),
-    (["--executor", "slurm", "--slurm-time", "soon"], "--slurm-time must be minutes or [D-]HH:MM[:SS]"),
-    (["--executor", "slurm", "--slurm-time", "0"], "--slurm-time must be at least one minute"),
-    (["--executor", "slurm", "--threads", "0"], "--threads must be positive"),
-    (["--executor", "slurm", "--slurm-cluster", "pbs"], "--slurm-cluster must be slurm or local"),
-    (["--executor", "slurm", "--slurm-param", "constraint"], "--slurm-param expects KEY=VALUE"),
-    (["--ray-address", "auto"], "--ray-address does not apply to --executor local"),
-    (["--gpus-per-task", "1"], "--gpus-per-task does not apply to --executor local"),
-    (["--executor", "ray", "--slurm-partition", "gpu"], "--slurm-partition does not apply to --executor ray"),
-    (["--executor", "ray", "--dry-run"], "--dry-run does not apply to --executor ray"),
-    (["--executor", "slurm", "--json"], "--json goes with --dry-run"),
-])
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--executor", "kubernetes"], "unknown executor 'kubernetes'; known executors: local, ray, slurm"),
+        (["--executor", "slurm", "--slurm-time", "soon"], "--slurm-time must be minutes or [D-]HH:MM[:SS]"),
+        (["--executor", "slurm", "--slurm-time", "0"], "--slurm-time must be at least one minute"),
+        (["--executor", "slurm", "--threads", "0"], "--threads must be positive"),
+        (["--executor", "slurm", "--slurm-cluster", "pbs"], "--slurm-cluster must be slurm or local"),
+        (["--executor", "slurm", "--slurm-param", "constraint"], "--slurm-param expects KEY=VALUE"),
+        (["--ray-address", "auto"], "--ray-address does not apply to --executor local"),
+        (["--gpus-per-task", "1"], "--gpus-per-task does not apply to --executor local"),
+        (["--executor", "ray", "--slurm-partition", "gpu"], "--slurm-partition does not apply to --executor ray"),
+        (["--executor", "ray", "--dry-run"], "--dry-run does not apply to --executor ray"),
+        (["--executor", "slurm", "--json"], "--json goes with --dry-run"),
+        (["--executor", "slurm", "--slurm-mem-gb", "0"], "--slurm-mem-gb must be positive"),
+        (["--executor", "slurm", "--slurm-array-parallelism", "many"], "--slurm-array-parallelism must be an integer"),
+        (["--executor", "ray", "--ray-max-retries", "-1"], "--ray-max-retries must be >= 0"),
+        (["--slurm-cluster", "local"], "--slurm-cluster does not apply to --executor local"),
+    ],
+)
 def test_bad_executor_input_is_one_error_line(argv, needle, tmp_path, capsys):
     from harness.cli import main
 
@@ -307,8 +596,19 @@ def test_ray_address_where_nothing_answers_is_one_error_line(tmp_path, capsys):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"), "--executor", "ray",
-                 "--ray-address", f"127.0.0.1:{port}"])
+    code = main(
+        [
+            "reproduce",
+            "--profile",
+            "smoke",
+            "--out",
+            str(tmp_path / "o"),
+            "--executor",
+            "ray",
+            "--ray-address",
+            f"127.0.0.1:{port}",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"--ray-address 127.0.0.1:{port}: no Ray cluster answers" in err[0], err
     assert not (tmp_path / "o").exists()
@@ -322,8 +622,10 @@ def test_missing_cluster_extra_is_one_error_line(executor, package, tmp_path, ca
     code = main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"), "--executor", executor])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert err[0] == (f"error: --executor {executor} needs the '{package}' package, which is not installed: "
-                      "pip install -e '.[cluster]' (brings ray and submitit)")
+    assert err[0] == (
+        f"error: --executor {executor} needs the '{package}' package, which is not installed: "
+        "pip install -e '.[cluster]' (brings ray and submitit)"
+    )
     code = main(["evaluate", "--genotype", "DARTS_V2", "--out", str(tmp_path / "e"), "--executor", executor])
     assert code == 2 and "pip install -e '.[cluster]'" in capsys.readouterr().err
 
@@ -332,7 +634,8 @@ def test_missing_cluster_extra_is_one_error_line(executor, package, tmp_path, ca
 
 needs_slurm = pytest.mark.skipif(
     not os.environ.get("HARNESS_TEST_SLURM") or shutil.which("sbatch") is None or not _have("submitit"),
-    reason="needs a Slurm cluster (.ci/slurm-cluster start DIR; SLURM_CONF; HARNESS_TEST_SLURM=1) and submitit")
+    reason="needs a Slurm cluster (.ci/slurm-cluster start DIR; SLURM_CONF; HARNESS_TEST_SLURM=1) and submitit",
+)
 
 
 def _squeue(job: str, fmt: str) -> str:
@@ -341,8 +644,7 @@ def _squeue(job: str, fmt: str) -> str:
 
 
 @needs_slurm
-def test_slurm_job_array_gives_the_local_records_and_requeues_a_preempted_task(tiny_profile, local_reference,
-                                                                               tmp_path):
+def test_slurm_job_array_gives_the_local_records_and_requeues_a_preempted_task(tiny_profile, local_reference, tmp_path):
     out = tmp_path / "slurm"
     t0 = time.time()
     proc = start_reproduce(tiny_profile, out, "--executor", "slurm", "--slurm-time", "30")
@@ -365,8 +667,10 @@ def test_slurm_job_array_gives_the_local_records_and_requeues_a_preempted_task(t
             subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, timeout=30)
         time.sleep(0.5)
     _, stderr = _finish(proc, timeout=60)
-    print(f"slurm executor (one-node cluster) with a preempted task {job}: {time.time() - t0:.1f} s "
-          f"(local {local_reference['seconds']:.1f} s)")
+    print(
+        f"slurm executor (one-node cluster) with a preempted task {job}: {time.time() - t0:.1f} s "
+        f"(local {local_reference['seconds']:.1f} s)"
+    )
     assert "submitted 3 task(s) as Slurm job array" in stderr
     _assert_same_records(out, local_reference["records"])
     assert _done_lines(stderr) == Counter({(f"nb201__{m}__s0", "ok"): 1 for m in METHODS}), stderr[-3000:]
@@ -381,9 +685,26 @@ def test_slurm_dry_run_submits_nothing(tmp_path, shared_data):
         return set(subprocess.run(["squeue", "-h", "-o", "%F"], capture_output=True, text=True).stdout.split())
 
     before = jobs()
-    proc = subprocess.run([sys.executable, "-m", "harness", "reproduce", "--profile", "paper", "--out",
-                           str(tmp_path / "p"), "--executor", "slurm", "--dry-run"], cwd=REPO, env=harness_env(),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "reproduce",
+            "--profile",
+            "paper",
+            "--out",
+            str(tmp_path / "p"),
+            "--executor",
+            "slurm",
+            "--dry-run",
+        ],
+        cwd=REPO,
+        env=harness_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "#SBATCH --array=0-34%35" in proc.stdout
     assert jobs() <= before, "a dry run submits nothing"

@@ -4,6 +4,7 @@ Every run here uses a tiny NB201 matrix (C=4, N=1, 12x12 images, 160/160 images,
 3 methods) so each subprocess takes seconds.  On CPU a resumed matrix must give the same records
 as an uninterrupted one, times aside.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,9 @@ import pytest
 import yaml
 
 from harness import records
+from harness.errors import HarnessError
 from tests.fixtures.harness_subprocess import harness_env, reproduce_cmd
 from tests.fixtures.records_compare import read_records, strip_volatile
-from harness.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["darts-1st", "milenas", "gdas"]
@@ -30,9 +31,16 @@ TINY = {
     "name": "tiny-faults",
     "scale": "custom",
     "seeds": [0],
-    "parts": [{"space": "nb201", "methods": METHODS,
-               "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
-               "supernet": {"C": 4, "N": 1}, "epochs": 3, "epochs_by_method": {"gdas": 4}}],
+    "parts": [
+        {
+            "space": "nb201",
+            "methods": METHODS,
+            "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
+            "supernet": {"C": 4, "N": 1},
+            "epochs": 3,
+            "epochs_by_method": {"gdas": 4},
+        }
+    ],
 }
 # run-dependent fields: wall times, timestamps, peak memory, host
 
@@ -49,8 +57,9 @@ def _cmd(profile: Path, out: Path):
 
 
 def _run(profile: Path, out: Path, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_cmd(profile, out), cwd=REPO, env=harness_env(**env), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        _cmd(profile, out), cwd=REPO, env=harness_env(**env), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -88,8 +97,14 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_profile, tmp_path, s
     print(f"kill seed {seed} (set HARNESS_TEST_KILL_SEED to replay)")
 
     # 1st kill: at a random point after the first checkpoint exists (mid-run, mid-epoch or mid-write)
-    proc = subprocess.Popen(_cmd(tiny_profile, out), cwd=REPO, env=harness_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _cmd(tiny_profile, out),
+        cwd=REPO,
+        env=harness_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     ckpts = out / "checkpoints"
     killed1 = _kill_when(proc, lambda: ckpts.is_dir() and any(ckpts.glob("*.pt")), rng, max_delay=1.5)
 
@@ -99,8 +114,14 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_profile, tmp_path, s
 
     finished_before: Dict[str, Any] = {}
     if killed1 and len([r for r in records.load_runs(out) if r["status"] == "ok"]) < len(METHODS):
-        proc = subprocess.Popen(_cmd(tiny_profile, out), cwd=REPO, env=harness_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            _cmd(tiny_profile, out),
+            cwd=REPO,
+            env=harness_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         _kill_when(proc, one_finished, rng, max_delay=1.0)
     for path in sorted((out / "records").glob("*.json")):
         rec = records.read_record(path)  # every record on disk is complete JSON: writes are atomic
@@ -112,7 +133,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_profile, tmp_path, s
     got = read_records(out)
     assert sorted(got) == sorted(expected)
     for rid in expected:
-        assert strip_volatile(got[rid]) == strip_volatile(expected[rid]), f"{rid}: resumed record differs from uninterrupted run"
+        assert strip_volatile(got[rid]) == strip_volatile(expected[rid]), (
+            f"{rid}: resumed record differs from uninterrupted run"
+        )
     for rid, (mtime, started, finished) in finished_before.items():
         path = out / "records" / f"{rid}.json"
         assert path.stat().st_mtime_ns == mtime, f"{rid} was recomputed"
@@ -140,8 +163,14 @@ def test_nan_in_one_run_is_recorded_and_the_matrix_goes_on(tiny_profile, tmp_pat
     _run(tiny_profile, out)
     assert (out / "records" / "nb201__milenas__s0.json").stat().st_mtime_ns == mtime
 
-    rep = subprocess.run([sys.executable, "-m", "harness", "report", str(out)], cwd=REPO, env=harness_env(),
-                         capture_output=True, text=True, timeout=300)
+    rep = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(out)],
+        cwd=REPO,
+        env=harness_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rep.returncode == 0, rep.stderr[-3000:]
     md = (out / "report" / "report.md").read_text()
     assert "failed" in md and "NonFiniteLoss" in md
@@ -149,6 +178,7 @@ def test_nan_in_one_run_is_recorded_and_the_matrix_goes_on(tiny_profile, tmp_pat
 
 
 # ---------------------------------------------------------------------- atomic writes
+
 
 def test_atomic_write_crash_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     path = tmp_path / "records" / "r.json"

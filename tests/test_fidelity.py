@@ -1,6 +1,7 @@
-"""The fidelity fixes of the review (issue "Fidelity fixes … one run lifecycle"), one test each:
+"""The fidelity fixes of the review (docs/deviations.md, docs/protocols/darts.md), one test each:
 precision policy, GDAS zero_grad semantics, the Fig. 5 GDAS variant, the clip-target deviation,
 λ-variant-safe selection (in test_evaluate.py), reference-style cell selection, and --data-dir."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,9 @@ def tiny_cfg(space="nb201", method="milenas", seed=0, **over):
 
 # ------------------------------------------------------------------ 1. precision policy
 
+
 def test_precision_policy_is_applied_and_recorded(shared_data, tmp_path):
-    torch.backends.cudnn.allow_tf32 = True          # PyTorch's own default for cuDNN
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's own default for cuDNN
     torch.backends.cuda.matmul.allow_tf32 = True
     rec = SearchRun(tiny_cfg(), tmp_path / "a", shared_data, torch.device("cpu")).run()
     assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
@@ -50,10 +52,14 @@ def test_bad_precision_value_is_one_config_error():
 
 # ------------------------------------------------------------------ 2. GDAS zero_grad semantics
 
+
 def _gdas_steps(zero_grad: str, steps: int = 40):
     torch.manual_seed(0)
-    profile = {"name": "t", "scale": "smoke", "parts": [{"space": "nb201", "methods": ["gdas"],
-                                                         "data": {"image_size": 16}, "supernet": {"C": 4, "N": 1}}]}
+    profile = {
+        "name": "t",
+        "scale": "smoke",
+        "parts": [{"space": "nb201", "methods": ["gdas"], "data": {"image_size": 16}, "supernet": {"C": 4, "N": 1}}],
+    }
     cfg = C.resolve("nb201", "gdas", 0, profile, profile["parts"][0], {"method_cfg.zero_grad": zero_grad})
     net = get_space("nb201")().build_supernet(dict(cfg["space_cfg"]), num_classes=10)
     m = get_method("gdas")(net, {**cfg["optim"], **cfg["method_cfg"]}, epochs=2, steps_per_epoch=steps)
@@ -76,7 +82,7 @@ def test_gdas_keeps_decaying_unsampled_ops_as_pytorch_1x():
     assert cfg["method_cfg"].get("zero_grad", "zero") == "zero"
     assert all(moved), f"{moved.count(False)} weight tensors did not move in one more GDAS step"
     moved_none, cfg_none = _gdas_steps("none")
-    assert not all(moved_none)   # set_to_none: ops not sampled this step skip decay and momentum
+    assert not all(moved_none)  # set_to_none: ops not sampled this step skip decay and momentum
     assert any("zero_grad=none" in d for d in cfg_none["deviations"])
 
 
@@ -86,6 +92,7 @@ def test_default_zero_grad_is_the_reference_semantics():
 
 
 # ------------------------------------------------------------------ 3. Fig. 5 like for like
+
 
 def test_fig5_gdas_variant_matches_the_milenas_repo_runs():
     paper = C.load_profile("paper-figures")
@@ -101,10 +108,11 @@ def test_fig5_gdas_variant_matches_the_milenas_repo_runs():
     plain = C.resolve("darts", "gdas", 0, paper, C.find_part(paper, "darts"))
     assert plain["space_cfg"].get("gumbel_scope", "network") == "network"
     assert plain["method_cfg"]["order"] == "w_first"
-    assert get_method("gdas-milenas-repo").label != get_method("gdas").label   # the record says which one ran
+    assert get_method("gdas-milenas-repo").label != get_method("gdas").label  # the record says which one ran
 
 
 # ------------------------------------------------------------------ 4. clip target recorded as a deviation
+
 
 @pytest.mark.parametrize("method", ["milenas", "single-level", "milenas-gumbel", "gdas-milenas-repo"])
 def test_darts_space_clip_target_difference_is_a_recorded_deviation(method):
@@ -126,10 +134,13 @@ def test_clip_deviation_reaches_the_record(shared_data, tmp_path):
 
 # ------------------------------------------------------------------ 6. cell selection
 
+
 def test_both_val_accuracies_per_epoch_and_the_reference_selection_rule(shared_data, tmp_path):
     cfg = tiny_cfg("nb201", "milenas")
-    assert cfg["selection"] == "best_val_reference"          # MiLeNAS §4.1
-    assert tiny_cfg("nb201", "darts-1st")["selection"] == "last"   # xautodl / quark0
+    assert cfg["selection"] == "best_val_reference"  # MiLeNAS §4.1
+    assert tiny_cfg("nb201", "darts-1st")["selection"] == "last"  # xautodl: genotypes[epoch] after training
+    assert tiny_cfg("darts", "darts-1st")["selection"] == "last_logged"  # quark0 logs at the start of an epoch
+    assert tiny_cfg("darts", "darts-2nd")["selection"] == "last_logged"
     rec = SearchRun(cfg, tmp_path, shared_data, torch.device("cpu")).run()
     for e in rec["epochs"]:
         assert 0 <= e["val_acc"] <= 100 and 0 <= e["ref_val_acc"] <= 100
@@ -150,11 +161,15 @@ def test_darts_space_reference_measurement_is_eval_mode_on_augmented_batches(sha
 
 
 def test_select_epoch_rules():
-    eps = [{"epoch": 0, "val_acc": 50, "ref_val_acc": 40, "arch": "a"},
-           {"epoch": 1, "val_acc": 60, "ref_val_acc": 45, "arch": "b"},
-           {"epoch": 2, "val_acc": 55, "ref_val_acc": 45, "arch": "c"}]
+    eps = [
+        {"epoch": 0, "val_acc": 50, "ref_val_acc": 40, "arch": "a"},
+        {"epoch": 1, "val_acc": 60, "ref_val_acc": 45, "arch": "b"},
+        {"epoch": 2, "val_acc": 55, "ref_val_acc": 45, "arch": "c"},
+    ]
     assert select_epoch(eps, "last")["arch"] == "c"
-    assert select_epoch(eps, "best_val_reference")["arch"] == "b"     # first of equal bests
+    assert select_epoch(eps, "last_logged")["arch"] == "b"  # quark0: the cell after E − 1 epochs
+    assert select_epoch(eps[:1], "last_logged")["arch"] == "a"
+    assert select_epoch(eps, "best_val_reference")["arch"] == "b"  # first of equal bests
     assert select_epoch(eps, "best_val_batchstats")["arch"] == "b"
     with pytest.raises(C.ConfigError):
         select_epoch(eps, "best")
@@ -169,10 +184,11 @@ def test_selection_override_is_a_deviation():
 
 # ------------------------------------------------------------------ 7. --data-dir reaches the benchmark lookup
 
+
 def test_data_dir_reaches_the_nb201_lookup_without_env_or_sibling(shared_data, tmp_path, monkeypatch):
     monkeypatch.delenv("HARNESS_DATA", raising=False)
-    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path / "project")   # no ../shared beside it
-    monkeypatch.chdir(tmp_path)                                         # ./data is empty
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path / "project")  # no ../shared beside it
+    monkeypatch.chdir(tmp_path)  # ./data is empty
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     from harness.spaces import nb201
 

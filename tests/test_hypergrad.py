@@ -1,10 +1,11 @@
-"""Hypergradient measurement (issue 12): estimators against closed forms, HVPs against the autograd
-Hessian, equivalence with the baselines' own α-gradients, the run's JSON, the CLI, the report section."""
+"""Hypergradient measurement: estimators against closed forms, HVPs against the autograd Hessian, the methods'
+own α-directions (``SearchMethod.alpha_directions``) against their steps, the hook's record, resume, the CLI,
+the report's claim in Markdown, HTML and PDF."""
+
 from __future__ import annotations
 
 import copy
 import os
-import json
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 # a bilevel problem with a closed-form hypergradient: ridge regression, α = per-feature log strength
 #   L_tr(w, α)  = ½‖X_tr w − y_tr‖²/n + ½ Σ_i exp(α_i) w_i²
 #   L_val(w, α) = ½‖X_val w − y_val‖²/m + c·‖α‖²          (a direct α term, so both IFT terms matter)
+
 
 class Ridge:
     def __init__(self, d=6, n=40, m=30, seed=0, c=0.05):
@@ -62,11 +64,11 @@ class Ridge:
 def test_ift_reference_matches_ridge_closed_form(l2, delta):
     pb = Ridge()
     w0 = [torch.randn(pb.d, generator=torch.Generator().manual_seed(11), dtype=torch.float64)]  # away from w*
-    inner = E.minimise_inner(pb.f_tr, w0, pb.alpha, l2=l2, tol=1e-12, max_iters=200, proximal=delta,
-                             newton_steps=3)
+    inner = E.minimise_inner(pb.f_tr, w0, pb.alpha, l2=l2, tol=1e-12, max_iters=200, proximal=delta, newton_steps=3)
     assert inner.converged and inner.grad_norm < 1e-12 and inner.grad_norm_start > 1e-2
-    ift = E.ift_hypergradient(pb.f_tr, pb.f_val, inner.w, pb.alpha, l2=l2, cg_tol=1e-13, cg_max_iters=100,
-                              proximal=delta)
+    ift = E.ift_hypergradient(
+        pb.f_tr, pb.f_val, inner.w, pb.alpha, l2=l2, cg_tol=1e-13, cg_max_iters=100, proximal=delta
+    )
     w_star, h = pb.closed_form(l2, delta, anchor=w0[0])
     assert ift.cg.converged and not ift.cg.negative_curvature and ift.cg.relative_residual < 1e-12
     assert torch.allclose(inner.w[0], w_star, atol=1e-10, rtol=0)
@@ -78,53 +80,62 @@ def test_ift_reference_matches_ridge_closed_form(l2, delta):
 
 def test_unconverged_reference_is_flagged():
     pb = Ridge()
-    inner = E.minimise_inner(pb.f_tr, [torch.zeros(pb.d, dtype=torch.float64)], pb.alpha, tol=1e-12, max_iters=1,
-                             solver="gd", lr=1e-3)
+    inner = E.minimise_inner(
+        pb.f_tr, [torch.zeros(pb.d, dtype=torch.float64)], pb.alpha, tol=1e-12, max_iters=1, solver="gd", lr=1e-3
+    )
     assert not inner.converged and inner.iterations == 1 and inner.grad_norm > 1e-12
+
+
+def _probe(pb, w, buf=None, xi=0.0, mu=0.0, wd=0.0):
+    return M.DirectionProbe(pb.f_tr, pb.f_val, M.SearchPoint(w, pb.alpha, buf or [None] * len(w), xi, mu, wd))
 
 
 @pytest.mark.parametrize("hvp", ["exact", "fd"])
 def test_darts_second_order_matches_its_own_closed_form_on_ridge(hvp):
-    """The DARTS-2nd formula is the exact α-gradient of the one-step unrolled objective L_val(w′(α), α),
-    w′ = w − ξ(μb + ∇w L_tr(w, α) + λ_w w):  d/dα = 2cα − ξ·exp(α) ⊙ w ⊙ ∇w L_val(w′)."""
+    """DARTS-2nd's own formula (``alpha_directions`` of darts-2nd) is the exact α-gradient of the one-step unrolled
+    objective L_val(w′(α), α), w′ = w − ξ(μb + ∇w L_tr(w, α) + λ_w w):  d/dα = 2cα − ξ·exp(α) ⊙ w ⊙ ∇w L_val(w′)."""
     pb = Ridge(seed=1)
     g = torch.Generator().manual_seed(3)
     w = [torch.randn(pb.d, generator=g, dtype=torch.float64)]
     buf = [torch.randn(pb.d, generator=g, dtype=torch.float64)]
     xi, mu, wd = 0.07, 0.9, 3e-4
-    parts = E.darts_second_order(pb.f_tr, pb.f_val, w, pb.alpha, xi, mu, buf, wd, hvp=hvp, fd_radius=0.01)
+    parts = get_method("darts-2nd").alpha_directions(_probe(pb, w, buf, xi, mu, wd), {"fd_radius": 0.01})
+    direction = parts["exact" if hvp == "exact" else ""]
     a = pb.alpha[0]
-    w_unrolled = w[0] - xi * (mu * buf[0] + pb.Xt.T @ (pb.Xt @ w[0] - pb.yt) / len(pb.yt) + a.exp() * w[0]
-                              + wd * w[0])
+    w_unrolled = w[0] - xi * (mu * buf[0] + pb.Xt.T @ (pb.Xt @ w[0] - pb.yt) / len(pb.yt) + a.exp() * w[0] + wd * w[0])
     closed = 2 * pb.c * a - xi * a.exp() * w[0] * pb.grad_val_w(w_unrolled)
-    assert torch.allclose(parts.w_unrolled[0], w_unrolled, atol=1e-13)
     # ∇α L_tr is quadratic in w, so the central difference is exact up to rounding
-    assert torch.allclose(parts.direction[0], closed, atol=1e-9, rtol=1e-9)
+    assert torch.allclose(direction[0], closed, atol=1e-9, rtol=1e-9)
     # and autograd straight through the virtual step agrees
     a_ = a.clone().requires_grad_(True)
     w_ = w[0].clone().requires_grad_(True)
     gw = torch.autograd.grad(pb.f_tr([w_], [a_]), w_, create_graph=True)[0]
     w1 = w[0] - xi * (mu * buf[0] + gw + wd * w[0])
     auto = torch.autograd.grad(pb.f_val([w1], [a_]), a_)[0]
-    assert torch.allclose(parts.direction[0], auto, atol=1e-10)
+    assert torch.allclose(direction[0], auto, atol=1e-10)
 
 
 def test_mixed_level_and_single_level_forms():
     pb = Ridge(seed=2)
     w = [torch.randn(pb.d, dtype=torch.float64)]
+    probe = _probe(pb, w)
     g_tr, g_val = E.grad_a(pb.f_tr, w, pb.alpha), E.grad_a(pb.f_val, w, pb.alpha)
-    paper = E.mixed_level(pb.f_tr, pb.f_val, w, pb.alpha, lam=0.1, form="paper")
-    code = E.mixed_level(pb.f_tr, pb.f_val, w, pb.alpha, lam=0.1, form="code")
+    milenas = get_method("milenas")
+    paper = milenas.alpha_directions(probe, {"lam": 0.1, "lambda_form": "paper"})[""]
+    code = milenas.alpha_directions(probe, {"lam": 0.1, "lambda_form": "code"})[""]
     assert torch.allclose(paper[0], g_tr[0] + 0.1 * g_val[0])
     assert torch.allclose(code[0], g_val[0] + 0.1 * g_tr[0])
-    assert torch.allclose(E.single_level(pb.f_tr, w, pb.alpha)[0], g_tr[0])
-    assert torch.allclose(E.darts_first_order(pb.f_val, w, pb.alpha)[0], g_val[0])
+    assert torch.allclose(milenas.alpha_directions(probe, {})[""][0], g_tr[0] + g_val[0])
+    assert torch.allclose(get_method("single-level").alpha_directions(probe, {})[""][0], g_tr[0])
+    assert torch.allclose(get_method("darts-1st").alpha_directions(probe, {})[""][0], g_val[0])
+    assert get_method("gdas").alpha_directions(probe, {}) is None  # a sampled-path method is not measurable
     with pytest.raises(ValueError):
-        E.mixed_level(pb.f_tr, pb.f_val, w, pb.alpha, form="other")
+        milenas.alpha_directions(probe, {"lambda_form": "other"})
 
 
 # ------------------------------------------------------------------------------------------------
 # Hessian–vector products on a tiny network vs the full autograd Hessian
+
 
 def _toy_objective(net, batches):
     wn, an = M.parameter_names(net)
@@ -139,12 +150,12 @@ def test_exact_and_fd_hvps_match_autograd_hessian_on_a_tiny_network():
     w = [p.detach().clone() for p in net.weights()]
     a = [p.detach().clone() for p in net.alphas()]
     sizes = [t.numel() for t in w + a]
-    n_w = sum(sizes[:len(w)])
+    n_w = sum(sizes[: len(w)])
 
     def flat_f(theta):
         parts = list(torch.split(theta, sizes))
         shaped = [p.reshape(t.shape) for p, t in zip(parts, w + a)]
-        return f(shaped[:len(w)], shaped[len(w):])
+        return f(shaped[: len(w)], shaped[len(w) :])
 
     theta = torch.cat([t.reshape(-1) for t in w + a])
     H = torch.autograd.functional.hessian(flat_f, theta)
@@ -158,16 +169,19 @@ def test_exact_and_fd_hvps_match_autograd_hessian_on_a_tiny_network():
     hu = E.WeightHessian(f, w, a, l2=l2, shift=shift)(u)
     expected = H_ww @ u_flat + (l2 + shift) * u_flat
     assert torch.allclose(torch.cat([t.reshape(-1) for t in hu]), expected, atol=1e-10, rtol=1e-8)
-    assert torch.allclose(torch.cat([t.reshape(-1) for t in E.hessian_ww_product(f, w, a, u)]), H_ww @ u_flat,
-                          atol=1e-10, rtol=1e-8)
+    assert torch.allclose(
+        torch.cat([t.reshape(-1) for t in E.hessian_ww_product(f, w, a, u)]), H_ww @ u_flat, atol=1e-10, rtol=1e-8
+    )
 
     mixed = torch.cat([t.reshape(-1) for t in E.mixed_hessian_product(f, w, a, u)])
     assert torch.allclose(mixed, H_aw @ u_flat, atol=1e-10, rtol=1e-8)
-    fd = torch.cat([t.reshape(-1) for t in E.fd_mixed_hessian_product(f, w, a, u, radius=1e-3)])
-    # central differences: O(R²) error in float64
-    assert (fd - H_aw @ u_flat).norm() / (H_aw @ u_flat).norm() < 1e-5
-    fd_coarse = torch.cat([t.reshape(-1) for t in E.fd_mixed_hessian_product(f, w, a, u, radius=1.0)])
-    assert (fd_coarse - H_aw @ u_flat).norm() > (fd - H_aw @ u_flat).norm()
+    # DARTS-2nd's own finite-difference product (its ``hvp`` part) against the exact one, on its own v
+    probe = M.DirectionProbe(f, f, M.SearchPoint(w, a, [None] * len(w), 0.05, 0.0, 0.0))
+    fine = get_method("darts-2nd").alpha_directions(probe, {"fd_radius": 1e-3})
+    coarse = get_method("darts-2nd").alpha_directions(probe, {"fd_radius": 1.0})
+    assert E.relative_error(fine["hvp-exact"], coarse["hvp-exact"]) < 1e-12  # same v, same exact product
+    assert E.relative_error(fine["hvp"], fine["hvp-exact"]) < 1e-5  # central differences: O(R²) in float64
+    assert E.relative_error(coarse["hvp"], coarse["hvp-exact"]) > E.relative_error(fine["hvp"], fine["hvp-exact"])
 
 
 def test_conjugate_gradient_solves_spd_and_reports_negative_curvature():
@@ -187,6 +201,7 @@ def test_conjugate_gradient_solves_spd_and_reports_negative_curvature():
 
 # ------------------------------------------------------------------------------------------------
 # the directions equal what the baselines' own code computes
+
 
 def _tiny_nb201(seed=0):
     torch.manual_seed(seed)
@@ -213,7 +228,8 @@ def test_darts_second_order_direction_equals_baseline_unrolled_alpha_grad(optim_
     tr, va = _image_batches(99)
     point = M.SearchPoint.from_method(m)
     assert all(b is not None for b in point.momentum_buffers)
-    ours = M.method_directions(*_objectives(net, [tr], [va]), point, [(1.0, "paper")], fd_radius=0.01)
+    specs = [M.DirectionSpec("darts-2nd", "darts-2nd", {}, {"fd_radius": 0.01})]
+    ours = M.method_directions(*_objectives(net, [tr], [va]), point, specs)
     w_before = [p.detach().clone() for p in m.weights]
     theirs, _, _ = m.unrolled_alpha_grad(tr, va)
     assert all(torch.equal(a, b) for a, b in zip(w_before, m.weights))
@@ -224,7 +240,7 @@ def test_darts_second_order_direction_equals_baseline_unrolled_alpha_grad(optim_
     smooth = M.smoothed_copy(net, {"kind": "softplus", "beta": 20.0}, torch.float64)
     wn, an = M.parameter_names(net)
     f_tr, f_val = M.SupernetObjective(smooth, wn, an, [tr]), M.SupernetObjective(smooth, wn, an, [va])
-    on_smooth = M.method_directions(f_tr, f_val, point.to(torch.float64), [(1.0, "paper")], fd_radius=0.01)
+    on_smooth = M.method_directions(f_tr, f_val, point.to(torch.float64), specs)
     assert E.cosine(on_smooth["darts-2nd"], on_smooth["darts-2nd-exact"]) > 0.99
 
 
@@ -234,20 +250,24 @@ def _objectives(net, train, val):
     return M.SupernetObjective(copy32, wn, an, train), M.SupernetObjective(copy32, wn, an, val)
 
 
-@pytest.mark.parametrize("method,opts,name", [
-    ("darts-1st", {}, "darts-1st"),
-    ("milenas", {"lam": 1.0, "lambda_form": "paper"}, "milenas"),
-    ("milenas", {"lam": 0.1, "lambda_form": "paper"}, "milenas-lam0.1"),
-    ("milenas", {"lam": 0.1, "lambda_form": "code"}, "milenas-lam0.1-code"),
-    ("single-level", {}, "single-level"),
-])
+@pytest.mark.parametrize(
+    "method,opts,name",
+    [
+        ("darts-1st", {}, "darts-1st"),
+        ("milenas", {"lam": 1.0, "lambda_form": "paper"}, "milenas"),
+        ("milenas", {"lam": 0.1, "lambda_form": "paper"}, "milenas-lam0.1-lambda_formpaper"),
+        ("milenas", {"lam": 0.1, "lambda_form": "code"}, "milenas-lam0.1-lambda_formcode"),
+        ("single-level", {}, "single-level"),
+    ],
+)
 def test_first_order_directions_equal_the_methods_alpha_step(method, opts, name, optim_cfg):
     net = _tiny_nb201(1)
     m = _method(method, net, optim_cfg, order="alpha_first", **opts)
     tr, va = _image_batches(7)
     point = M.SearchPoint.from_method(m)
-    lams = [(1.0, "paper")] + ([(opts["lam"], opts["lambda_form"])] if opts.get("lam", 1.0) != 1.0 else [])
-    ours = M.method_directions(*_objectives(net, [tr], [va]), point, lams, fd_radius=0.01)
+    variant = {"lam": opts["lam"], "lambda_form": opts["lambda_form"]} if opts.get("lam", 1.0) != 1.0 else {}
+    assert M.direction_name(method, variant) == name
+    ours = M.method_directions(*_objectives(net, [tr], [va]), point, [M.DirectionSpec(name, method, variant, opts)])
     seen = capture_alpha_grad(m)
     m.alpha_step(tr, va)
     for o, t in zip(ours[name], seen["g"]):
@@ -267,31 +287,39 @@ def test_smoothed_copy_replaces_relu_and_leaves_the_supernet_alone():
 
 
 # ------------------------------------------------------------------------------------------------
-# the run: JSON schema, trajectory = the harness's own search, CLI, report section
+# the hook on a search run: its record, the trajectory, resume, the CLI, the report
 
 TINY = """
 name: tiny
 scale: smoke
-method: darts-1st
-seed: 0
-search:
-  data: {n_train: 60, n_val: 60, n_eval: 60, image_size: 8, batch_size: 30}
-  supernet: {C: 2, N: 1}
-  epochs: 2
-measure:
-  epochs: all
-  batches: 1
-  smooth_activation: {kind: softplus, beta: 20.0}
-  inner: {tol: 1.0e-5, max_iters: 30, proximal: [10.0, 3.0]}
-  cg: {tol: 1.0e-6, max_iters: 40}
+seeds: [0]
+parts:
+  - space: nb201
+    methods: [darts-1st]
+    data: {n_train: 60, n_val: 60, n_eval: 60, image_size: 8, batch_size: 30}
+    supernet: {C: 2, N: 1}
+    epochs: 2
+    hooks:
+      hypergrad:
+        epochs: null
+        batches: 1
+        smooth_activation: {kind: softplus, beta: 20.0}
+        inner: {tol: 1.0e-5, max_iters: 30, proximal: [10.0, 3.0]}
+        cg: {tol: 1.0e-6, max_iters: 40}
 """
+RUN_ID = "nb201__darts-1st__s0"
+
+
+def _data_or_skip() -> Path:
+    data = Path(os.environ.get("HARNESS_DATA", REPO.parent / "shared" / "data"))
+    if not (data / "cifar10-jpeg" / "train.zip").is_file():
+        pytest.skip("offline data not found (set HARNESS_DATA)")
+    return data
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    data = Path(os.environ.get("HARNESS_DATA", REPO.parent / "shared" / "data"))
-    if not (data / "cifar10-jpeg" / "train.zip").is_file():
-        pytest.skip("offline data not found (set HARNESS_DATA)")
+    _data_or_skip()
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("hg")
     prof = folder / "tiny.yaml"
@@ -299,55 +327,138 @@ def tiny_run(tmp_path_factory):
     out = folder / "out"
     t0 = time.perf_counter()
     code = cli_main(["hypergrad", "--profile", str(prof), "--out", str(out), "--device", "cpu"])
-    return {"code": code, "out": out, "seconds": time.perf_counter() - t0, "profile": prof, "folder": folder}
+    from harness.records import read_record
+
+    rec = read_record(out / "records" / f"{RUN_ID}.json")
+    return {
+        "code": code,
+        "out": out,
+        "seconds": time.perf_counter() - t0,
+        "profile": prof,
+        "folder": folder,
+        "record": rec,
+    }
 
 
-def test_tiny_run_writes_the_documented_json(tiny_run):
+def test_tiny_run_writes_a_record_whose_epochs_carry_the_measurements(tiny_run):
+    from harness.hypergrad.hook import series
+
     assert tiny_run["code"] == 0
-    doc = json.loads((tiny_run["out"] / "hypergrad.json").read_text())
-    for key in ("epochs", "cosine", "rel_error", "fd_hvp_rel_error", "settings", "provenance", "scale",
-                "milenas_comparisons", "alpha_distance_to_final", "reference", "reference_ok", "cosine_minibatch",
-                "cosine_by_proximal", "surrogate_cosine", "trajectory"):
-        assert key in doc, key
-    assert doc["schema"] == "harness.hypergrad/1" and doc["scale"] == "smoke"
+    rec = tiny_run["record"]
+    assert rec["status"] == "ok" and rec["kind"] == "search" and rec["scale"] == "smoke"
+    assert rec["config"]["hooks"]["hypergrad"]["inner"]["weight_decay"] == rec["config"]["optim"]["w_wd"]
+    for e in rec["epochs"]:
+        h = e["hooks"]["hypergrad"]
+        for key in (
+            "alpha",
+            "cosine",
+            "rel_error",
+            "hvp_error",
+            "objective_comparisons",
+            "reference",
+            "references",
+            "cosine_minibatch",
+            "cosine_by_proximal",
+            "surrogate_cosine",
+            "directions",
+            "fixed_batches",
+        ):
+            assert key in h, key
+        assert e["hook_seconds"]["hypergrad"] > 0  # hook time recorded apart from the epoch's search time
+    assert not (tiny_run["out"] / "checkpoints" / f"{RUN_ID}.pt").exists()
+    doc = series(rec)
     assert doc["epochs"] == [0, 1]
     expected = {"darts-1st", "darts-2nd", "darts-2nd-exact", "milenas", "single-level"}
     assert set(doc["cosine"]) == expected == set(doc["rel_error"])
+    assert doc["directions"]["darts-2nd-exact"] == {"method": "darts-2nd", "variant": {}, "estimator": "exact"}
     for m in expected:
         assert len(doc["cosine"][m]) == 2 and all(-1.0 - 1e-9 <= c <= 1.0 + 1e-9 for c in doc["cosine"][m])
         assert all(r >= 0 for r in doc["rel_error"][m])
-        assert all(s > 0.5 for s in doc["surrogate_cosine"][m])   # Softplus(20) stays close to the ReLU supernet
-    assert len(doc["fd_hvp_rel_error"]) == 2
+        assert all(s > 0.5 for s in doc["surrogate_cosine"][m])  # Softplus(20) stays close to the ReLU supernet
+    hvp = doc["hvp_error"]["darts-2nd"]
+    assert len(hvp["float32"]) == 2
     # float32 exact products agree with float64 ones; the FD product is far more accurate on the smooth
     # surrogate than on the ReLU supernet (whose FD difference crosses activation kinks)
-    assert all(e < 1e-3 for e in doc["exact_hvp_float32_rel_error"])
-    assert all(s < r for s, r in zip(doc["fd_hvp_rel_error_surrogate"], doc["fd_hvp_rel_error_float64"]))
-    assert set(doc["cosine_by_proximal"]) == {"10.0", "3.0"}
+    assert all(e < 1e-3 for e in hvp["exact_float32"])
+    assert all(s < r for s, r in zip(hvp["float64_surrogate"], hvp["float64"]))
+    assert set(doc["cosine_by_proximal"][0]) == {"10.0", "3.0"}
     # the K-batch MiLeNAS direction is the exact gradient of its own objective (float32 rounding aside)
-    assert all(c > 1 - 1e-5 for c in doc["milenas_comparisons"]["milenas"]["cosine_vs_objective_gradient"])
+    assert all(c > 1 - 1e-5 for c in doc["objective_comparisons"]["milenas"]["cosine_vs_objective_gradient"])
     assert doc["alpha_distance_to_final"][-1] == 0.0 and doc["alpha_distance_to_final"][0] > 0
     ref = doc["reference"][0]
-    assert ref["proximal"] == 3.0 and ref["inner"]["weight_decay"] == doc["trajectory"]["config"]["optim"]["w_wd"]
+    assert ref["proximal"] == 3.0 and ref["inner"]["weight_decay"] == rec["config"]["optim"]["w_wd"]
     assert {"grad_norm", "iterations", "converged"} <= set(ref["inner"])
     assert {"relative_residual", "iterations", "negative_curvature"} <= set(ref["cg"])
-    assert doc["provenance"]["dataset"] and doc["provenance"]["commit"]
+    assert rec["provenance"]["dataset"] and rec["provenance"]["commit"]
     assert (tiny_run["out"] / "hypergrad.png").stat().st_size > 0
     assert (tiny_run["out"] / "hypergrad.svg").stat().st_size > 0
 
 
 def test_tiny_run_follows_the_harness_search_trajectory(tiny_run, tmp_path):
-    """α along the measured trajectory equals α of ``SearchRun`` with the same config (measuring does not
-    disturb the search)."""
+    """α along the measured search equals α of the same search without the hook (measuring does not disturb it)."""
     from harness.runner import SearchRun
 
-    doc = json.loads((tiny_run["out"] / "hypergrad.json").read_text())
-    cfg = doc["trajectory"]["config"]
+    cfg = copy.deepcopy(tiny_run["record"]["config"])
+    cfg.pop("hooks")
     rec = SearchRun(cfg, tmp_path, None, torch.device("cpu")).run()
     assert rec["status"] == "ok"
-    for ours, theirs in zip(doc["trajectory"]["epochs"], rec["epochs"]):
-        assert ours["arch"] == theirs["arch"]
-        assert torch.allclose(torch.tensor(ours["alpha_probs"]["alpha"]), torch.tensor(theirs["alpha_probs"]["alpha"]),
-                              atol=1e-7, rtol=0)
+    for ours, theirs in zip(tiny_run["record"]["epochs"], rec["epochs"]):
+        assert ours["arch"] == theirs["arch"] and ours["train_loss"] == theirs["train_loss"]
+        assert ours["alpha_probs"] == theirs["alpha_probs"]
+
+
+def test_finished_run_is_not_measured_again(tiny_run, capsys, monkeypatch):
+    from harness.hypergrad.hook import HypergradHook
+
+    def boom(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(HypergradHook, "after_epoch", boom)
+    code = cli_main(
+        ["hypergrad", "--profile", str(tiny_run["profile"]), "--out", str(tiny_run["out"]), "--device", "cpu"]
+    )
+    assert code == 0 and "already finished" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_without_remeasuring_finished_epochs(tmp_path, monkeypatch):
+    """Kill after epoch 0's checkpoint; the resumed run measures epoch 1 only and keeps epoch 0's measurement."""
+    from harness.hypergrad.cli import load_profile, resolve_config
+    from harness.hypergrad.hook import HypergradHook
+    from harness.runner import SearchRun
+
+    data = _data_or_skip()
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(
+        TINY.replace("proximal: [10.0, 3.0]", "proximal: [3.0]")
+        .replace("max_iters: 40", "max_iters: 5")
+        .replace("max_iters: 30", "max_iters: 5")
+    )
+    cfg = resolve_config(load_profile(prof))
+    calls = []
+    orig = HypergradHook.after_epoch
+
+    def counting(self, state):
+        calls.append(state.epoch)
+        return orig(self, state)
+
+    monkeypatch.setattr(HypergradHook, "after_epoch", counting)
+    run = SearchRun(cfg, tmp_path / "o", data, torch.device("cpu"))
+    save = run.save_checkpoint
+
+    def save_then_die(record, next_epoch, *a):
+        save(record, next_epoch, *a)
+        raise KeyboardInterrupt
+
+    run.save_checkpoint = save_then_die
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    state = torch.load(run.ckpt_path, weights_only=False)  # the checkpoint holds the record up to epoch 0
+    first = state["record"]["epochs"][0]["hooks"]["hypergrad"]
+    assert calls == [0]
+    resumed = SearchRun(cfg, tmp_path / "o", data, torch.device("cpu")).run()
+    assert calls == [0, 1] and resumed["status"] == "ok"
+    assert resumed["epochs"][0]["hooks"]["hypergrad"]["cosine"] == first["cosine"]
+    assert "cosine" in resumed["epochs"][1]["hooks"]["hypergrad"]
 
 
 def _one_error(code, err, *needles):
@@ -358,12 +469,16 @@ def _one_error(code, err, *needles):
         assert n.lower() in lines[0].lower(), lines[0]
 
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--profile", "no-such-profile"], "unknown hypergrad profile"),
-    (["--method", "not-a-method"], "unknown search method"),
-    (["--method", "gdas"], "softmax"),
-    (["--variant", "lam=-1", "--method", "milenas"], "lam"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--profile", "no-such-profile"], "unknown hypergrad profile"),
+        (["--method", "not-a-method"], "unknown search method"),
+        (["--method", "gdas"], "softmax"),
+        (["--variant", "lam=-1", "--method", "milenas"], "lam"),
+        (["--set", "hooks.hypergrad.batches=0"], "batches"),
+    ],
+)
 def test_cli_bad_input_is_one_error_line(extra, needle, tmp_path, capsys):
     code = cli_main(["hypergrad", "--out", str(tmp_path / "o"), *extra])
     _one_error(code, capsys.readouterr().err, needle)
@@ -376,67 +491,149 @@ def test_cli_unwritable_out_and_bad_profile_values(tmp_path, capsys):
     code = cli_main(["hypergrad", "--out", str(blocker / "sub")])
     _one_error(code, capsys.readouterr().err, "not writable")
     bad = tmp_path / "bad.yaml"
-    bad.write_text(TINY.replace("batches: 1", "batches: 0"))
-    code = cli_main(["hypergrad", "--profile", str(bad), "--out", str(tmp_path / "o")])
-    _one_error(code, capsys.readouterr().err, "measure.batches")
-    bad.write_text(TINY.replace("proximal: [10.0, 3.0]", "proximal: 3.0"))
-    code = cli_main(["hypergrad", "--profile", str(bad), "--out", str(tmp_path / "o")])
-    _one_error(code, capsys.readouterr().err, "proximal")
-    bad.write_text(TINY.replace("epochs: all", "epochs: [5]"))
-    code = cli_main(["hypergrad", "--profile", str(bad), "--out", str(tmp_path / "o")])
-    _one_error(code, capsys.readouterr().err, "measure.epochs")
+    for old, new, needle in (
+        ("batches: 1", "batches: 0", "batches"),
+        ("proximal: [10.0, 3.0]", "proximal: 3.0", "proximal"),
+        ("epochs: null", "epochs: [5]", "epochs"),
+        ("batches: 1", "batches: 1\n        no_such_setting: 1", "no_such_setting"),
+        ("cg: {tol: 1.0e-6", "cg: {tol: -1.0", "tol"),
+    ):
+        bad.write_text(TINY.replace(old, new))
+        code = cli_main(["hypergrad", "--profile", str(bad), "--out", str(tmp_path / "o")])
+        _one_error(code, capsys.readouterr().err, needle)
+    assert not (tmp_path / "o").exists()
 
 
-def test_report_section_reads_the_run(tiny_run):
+def _pdf_text(ctx, path) -> str:
+    """The text the PDF typesets: every paragraph and table cell of the story ``reports.pdf.render`` builds."""
+    from reports import pdf as PDF
+
+    texts = []
+
+    def walk(f):
+        if hasattr(f, "getPlainText"):
+            texts.append(f.getPlainText())
+        for cell_row in getattr(f, "_cellvalues", []) or []:
+            for cell in cell_row:
+                for c in cell if isinstance(cell, (list, tuple)) else [cell]:
+                    walk(c) if not isinstance(c, str) else texts.append(c)
+        for sub in getattr(f, "_content", []) or []:
+            walk(sub)
+
+    orig = PDF._Doc.build
+
+    def build(self, story, *a, **k):
+        for f in story:
+            walk(f)
+        return orig(self, story, *a, **k)
+
+    PDF._Doc.build = build
+    try:
+        PDF.render(ctx, path)
+    finally:
+        PDF._Doc.build = orig
+    return "\n".join(texts)
+
+
+def test_report_has_the_claim_in_markdown_html_and_pdf(tiny_run):
+    from reports import build as B
     from reports import hypergrad as RH
+    from reports import runs as R
+    from reports import verdicts as V
 
-    runs = tiny_run["folder"]
-    found = RH.find_hypergrad_files(runs)
-    assert found == [tiny_run["out"] / "hypergrad.json"]
-    docs = RH.load_all(runs)
-    v = RH.verdict(docs)
-    assert v.verdict == RH.SMOKE_CAP and v.scale == "smoke"
-    md = RH.markdown_section(runs, tiny_run["folder"] / "report")
-    assert "DARTS 2nd (FD)" in md and "MiLeNAS compared three ways" in md and RH.SMOKE_CAP in md
-    assert (tiny_run["folder"] / "report" / "hypergrad-1.png").is_file()
-    html = RH.html_section(runs)
+    runs = tiny_run["out"]
+    out = tiny_run["folder"] / "report"
+    written = B.build_report(runs, out)
+    import html as _html
+
+    md, html = written["md"].read_text(), _html.unescape(written["html"].read_text())
+    for text in (md, html):
+        assert RH.CLAIM in text and RH.SHORT in text
+        assert "Hypergradient measurement 1" in text and "DARTS (2nd order) (exact HVP)" in text
     assert "<table" in html and "data:image/png;base64," in html
+    assert (out / "hypergrad-1.png").is_file() and (out / "hypergrad-1-cosine.csv").is_file()
+    assert "hypergrad" not in html.split("</body>")[-1]  # nothing spliced after the page
+    ctx = B.build_context(R.load(runs), runs)
+    v = next(v for v in ctx["verdicts"] if v.claim == RH.CLAIM)
+    assert v.scale == "smoke" and (v.verdict == V.SMOKE_CAP or v.verdict.startswith("inconclusive"))
+    pdf_text = _pdf_text(ctx, tiny_run["folder"] / "check.pdf")
+    assert RH.CLAIM in pdf_text and "Hypergradient measurement 1" in pdf_text
+    assert written["pdf"].stat().st_size > 0
+    import matplotlib.pyplot as plt
+
+    for f in ctx["figures"]:
+        plt.close(f["fig"])
 
 
 def _synthetic(cosines, scale="cpu", ok=None):
     n = len(cosines)
-    return {"schema": "harness.hypergrad/1", "scale": scale, "epochs": list(range(n)),
-            "alpha_distance_to_final": [float(n - 1 - i) for i in range(n)],
-            "cosine": {"darts-2nd": list(cosines), "darts-1st": list(cosines)},
-            "reference_ok": ok or [True] * n, "fd_hvp_rel_error": [0.1] * n,
-            "provenance": {"dataset": "CIFAR-10 (JPEG q75 copy)"}, "_path": "x/hypergrad.json"}
+    epochs = [
+        {
+            "epoch": i,
+            "hooks": {
+                "hypergrad": {
+                    "alpha": [float(i)],
+                    "cosine": {"darts-2nd": c, "darts-1st": c},
+                    "reference": {"ok": True if ok is None else ok[i]},
+                    "hvp_error": {"darts-2nd": {"float32": 0.1}},
+                }
+            },
+        }
+        for i, c in enumerate(cosines)
+    ]
+    return {
+        "kind": "search",
+        "space": "nb201",
+        "method": "darts-1st",
+        "scale": scale,
+        "status": "ok",
+        "seed": 0,
+        "epochs": epochs,
+        "config": {},
+        "provenance": {"dataset": "CIFAR-10 (JPEG q75 copy)"},
+        "run_id": f"x{n}",
+    }
 
 
 def test_verdict_rule_on_synthetic_trends():
     from reports import hypergrad as RH
+    from reports import published as P
+    from reports import verdicts as V
 
     rho, p_pos, p_neg = RH.spearman_test([3, 2, 1, 0], [0.9, 0.8, 0.7, 0.6])
     assert rho == pytest.approx(1.0) and p_pos == pytest.approx(1 / 24) and p_neg == pytest.approx(1.0)
+    claim = lambda recs: V.hypergrad_error(recs, {}, "nb201")  # noqa: E731
     # cosine falls as α approaches its final value: the paper's statement
-    falling = RH.verdict([_synthetic([0.95, 0.9, 0.8, 0.6, 0.4])])
-    assert falling.raw == RH.REPRODUCED and falling.verdict == "reproduced at reduced scale (cpu)"
-    rising = RH.verdict([_synthetic([0.3, 0.5, 0.6, 0.8, 0.9])])
-    assert rising.raw == RH.NOT_REPRODUCED and rising.verdict.startswith("not reproduced at reduced scale")
-    flat = RH.verdict([_synthetic([0.5, 0.9, 0.4, 0.8, 0.6])])
+    falling = claim([_synthetic([0.95, 0.9, 0.8, 0.6, 0.4])])
+    assert falling.raw == V.REPRODUCED and falling.verdict == "reproduced at reduced scale (cpu)"
+    rising = claim([_synthetic([0.3, 0.5, 0.6, 0.8, 0.9])])
+    assert rising.raw == V.NOT_REPRODUCED and rising.verdict.startswith("not reproduced at reduced scale")
+    flat = claim([_synthetic([0.5, 0.9, 0.4, 0.8, 0.6])])
     assert flat.verdict.startswith("inconclusive")
-    unconverged = RH.verdict([_synthetic([0.95, 0.9, 0.8, 0.6, 0.4], ok=[True, False, False, True, True])])
+    unconverged = claim([_synthetic([0.95, 0.9, 0.8, 0.6, 0.4], ok=[True, False, False, True, True])])
     assert unconverged.verdict.startswith("inconclusive (only 3 epochs")
-    assert RH.verdict([_synthetic([0.95, 0.9, 0.8, 0.6, 0.4], scale="smoke")]).verdict == RH.SMOKE_CAP
-    both = RH.verdicts_by_scale([_synthetic([0.9, 0.8, 0.7, 0.6]), _synthetic([0.9, 0.8, 0.7, 0.6], scale="smoke")])
+    assert claim([_synthetic([0.95, 0.9, 0.8, 0.6, 0.4], scale="smoke")]).verdict == V.SMOKE_CAP
+    assert claim([_synthetic([0.95, 0.9, 0.8, 0.6, 0.4], scale="custom")]).verdict.endswith("(custom)")
+    both = [
+        v
+        for v in V.verdicts(
+            [_synthetic([0.9, 0.8, 0.7, 0.6]), _synthetic([0.9, 0.8, 0.7, 0.6], scale="smoke")], P.load_published()
+        )
+        if v.claim == RH.CLAIM
+    ]
     assert [v.scale for v in both] == ["smoke", "cpu"]
+    assert not [v for v in V.verdicts([], P.load_published()) if v.claim == RH.CLAIM]  # no measurements: no row
 
 
 @pytest.mark.slow
 def test_smoke_profile_finishes_within_ten_minutes(tmp_path):
+    from harness.hypergrad.hook import series
+    from harness.records import read_record
+
     t0 = time.perf_counter()
     code = cli_main(["hypergrad", "--profile", "smoke", "--out", str(tmp_path / "hg")])
     seconds = time.perf_counter() - t0
     assert code == 0
     assert seconds < 600, seconds
-    doc = json.loads((tmp_path / "hg" / "hypergrad.json").read_text())
-    assert doc["epochs"] == [0, 1, 2, 3] and doc["scale"] == "smoke"
+    rec = read_record(tmp_path / "hg" / "records" / f"{RUN_ID}.json")
+    assert series(rec)["epochs"] == [0, 1, 2, 3] and rec["scale"] == "smoke"

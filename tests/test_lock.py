@@ -1,5 +1,6 @@
 """The per-run lock (harness.runlock): atomic create, stale-lock recovery, takeover races, heartbeat,
 and two `reproduce` processes on one run store finishing the matrix once between them."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,15 @@ import pytest
 import torch
 
 from harness import records
-from harness.runlock import (RUNNING_ELSEWHERE, LockLost, RunLock, process_start, read_lock, set_job_identity,
-                             stale_reason)
+from harness.runlock import (
+    RUNNING_ELSEWHERE,
+    LockLost,
+    RunLock,
+    process_start,
+    read_lock,
+    set_job_identity,
+    stale_reason,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).parent / "fixtures" / "tiny.yaml"
@@ -28,9 +36,17 @@ def _write_lock(out: Path, run_id: str, **fields) -> Path:
     path = out / "locks" / f"{run_id}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
-    content = {"run_id": run_id, "token": "other", "host": socket.gethostname(), "pid": os.getpid(),
-               "pid_start": process_start(os.getpid()), "job": None, "started_at": "2026-01-01T00:00:00+00:00",
-               "heartbeat": "2026-01-01T00:00:00+00:00", "heartbeat_unix": now}
+    content = {
+        "run_id": run_id,
+        "token": "other",
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "pid_start": process_start(os.getpid()),
+        "job": None,
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "heartbeat": "2026-01-01T00:00:00+00:00",
+        "heartbeat_unix": now,
+    }
     content.update(fields)
     path.write_text(json.dumps(content))
     return path
@@ -148,8 +164,16 @@ def test_racing_processes_one_winner(tmp_path, stale_first):
     if stale_first:
         _write_lock(tmp_path, "r", pid=_dead_pid(), pid_start=None)
     start = time.time() + 2.0
-    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), str(start)], cwd=REPO,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path), str(start)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
     outs = [p.stdout.readline().strip() for p in procs]  # the winner still holds the lock meanwhile
     for p in procs:
         p.stdin.close()
@@ -180,10 +204,18 @@ def test_run_held_elsewhere_is_not_run(tmp_path, shared_data):
 # ---------------------------------------------------------------------- two reproduce processes
 
 PROFILE = {
-    "name": "tiny-lock", "scale": "custom", "seeds": [0, 1],
-    "parts": [{"space": "nb201", "methods": ["darts-1st", "milenas", "gdas"],
-               "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
-               "supernet": {"C": 4, "N": 1}, "epochs": 3}],
+    "name": "tiny-lock",
+    "scale": "custom",
+    "seeds": [0, 1],
+    "parts": [
+        {
+            "space": "nb201",
+            "methods": ["darts-1st", "milenas", "gdas"],
+            "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
+            "supernet": {"C": 4, "N": 1},
+            "epochs": 3,
+        }
+    ],
 }
 
 
@@ -194,10 +226,25 @@ def test_two_reproduce_processes_finish_the_matrix_once(tmp_path, shared_data):
     prof.write_text(yaml.safe_dump(PROFILE))
     out = tmp_path / "shared-store"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "harness", "reproduce", "--profile", str(prof), "--out", str(out),
-           "--workers", "1", "--device", "cpu", "--no-report"]
-    procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "reproduce",
+        "--profile",
+        str(prof),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        "--no-report",
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=600) for p in procs]
     codes = [p.returncode for p in procs]
     errs = [r[1] for r in results]
@@ -207,8 +254,12 @@ def test_two_reproduce_processes_finish_the_matrix_once(tmp_path, shared_data):
     computed = Counter()
     for err in errs:
         computed.update(re.findall(r"^  nb201 (.+?)\s+seed (\d+) \| epoch (\d+)/\d+", err, flags=re.M))
-    expected_epochs = {(label, str(s), str(e + 1)) for label in ("DARTS (1st order)", "MiLeNAS", "GDAS")
-                       for s in (0, 1) for e in range(3)}
+    expected_epochs = {
+        (label, str(s), str(e + 1))
+        for label in ("DARTS (1st order)", "MiLeNAS", "GDAS")
+        for s in (0, 1)
+        for e in range(3)
+    }
     assert set(computed) == expected_epochs and all(n == 1 for n in computed.values()), (computed, errs)
     assert all(re.search(r"epoch \d+/3", e) for e in errs), "both processes ran part of the matrix"
     assert any("running elsewhere" in e for e in errs), errs

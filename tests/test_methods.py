@@ -1,4 +1,5 @@
 """Each method's update on a tiny supernet: what it changes, what it must not, and its exact α-gradient."""
+
 from __future__ import annotations
 
 import copy
@@ -55,8 +56,10 @@ def test_alpha_step_changes_only_alpha_and_weight_step_only_weights(method, toy_
     assert int(stats["train_n"]) == tr[1].shape[0]
 
 
-@pytest.mark.parametrize("method,order", [("darts-1st", "w_first"), ("darts-1st", "alpha_first"),
-                                          ("gdas", "w_first"), ("milenas", "alpha_first")])
+@pytest.mark.parametrize(
+    "method,order",
+    [("darts-1st", "w_first"), ("darts-1st", "alpha_first"), ("gdas", "w_first"), ("milenas", "alpha_first")],
+)
 def test_update_order(method, order, toy_net, optim_cfg):
     m = make(method, toy_net, optim_cfg, order=order)
     calls = []
@@ -155,6 +158,53 @@ def test_darts_second_order_matches_exact_unrolled_gradient(with_momentum, optim
     assert not torch.allclose(grads[0], first_order, rtol=1e-3, atol=1e-6)
 
 
+def milenas_architect_alpha_grad(net, m, tr, va, xi):
+    """chaoyanghe/MiLeNAS architect.py ``_backward_step_unrolled`` by hand, with the exact Hessian-vector product:
+    θ = (w, α) all model parameters, θ' = θ − ξ(∇θ L_tr + λ_w·θ) (no momentum), v = ∇θ' L_val(θ'),
+    g = ∇α' L_val(θ') − ξ·∇α(∇θ L_tr(θ) · v)."""
+    names = dict(net.named_parameters())
+    theta = list(names.values())
+    g = torch.autograd.grad(F.cross_entropy(net(tr[0]), tr[1]), theta)
+    unrolled = {
+        n: (p - xi * (gp + m.cfg["w_wd"] * p)).detach().requires_grad_(True) for (n, p), gp in zip(names.items(), g)
+    }
+    buffers = {n: b.clone() for n, b in net.named_buffers()}
+    loss = F.cross_entropy(functional_call(net, {**unrolled, **buffers}, (va[0],)), va[1])
+    v = torch.autograd.grad(loss, list(unrolled.values()))
+    d_alpha = v[[n for n in names].index("arch")]
+    g_tr = torch.autograd.grad(F.cross_entropy(net(tr[0]), tr[1]), theta, create_graph=True)
+    hv = torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g_tr, v)), net.alphas())[0]
+    return d_alpha - xi * hv
+
+
+@pytest.mark.parametrize("method", ["darts-2nd", "darts2-then-milenas"])
+def test_milenas_architect_unrolled_gradient_by_hand(method, optim_cfg):
+    torch.manual_seed(0)
+    net = ToySupernet().double()
+    with torch.no_grad():
+        net.arch.normal_(0, 0.5)
+    m = make(method, net, optim_cfg, unrolled_form="milenas_architect")
+    tr, va = toy_batches(0, dtype=torch.float64)
+    m.weight_step(*toy_batches(3, dtype=torch.float64)[0])  # momentum buffers exist: the Architect ignores them
+    before = snapshot(m.weights + m.alphas)
+    expected = milenas_architect_alpha_grad(copy.deepcopy(net), m, tr, va, m.lr)
+    grads, _, _ = m.unrolled_alpha_grad(tr, va)
+    torch.testing.assert_close(grads[0], expected, rtol=1e-4, atol=1e-7)
+    for b, p in zip(before, m.weights + m.alphas):  # w and α restored after the finite differences
+        torch.testing.assert_close(b, p.detach(), rtol=0, atol=1e-12)
+    quark0 = make("darts-2nd", copy.deepcopy(net), optim_cfg).unrolled_alpha_grad(tr, va)[0][0]
+    assert not torch.allclose(grads[0], quark0, rtol=1e-3, atol=1e-6)  # the two forms differ here
+
+
+def test_unrolled_form_defaults_follow_each_methods_reference():
+    d2, d2m = get_method("darts-2nd"), get_method("darts2-then-milenas")
+    assert d2.options["unrolled_form"].default == "quark0"
+    assert d2m.options["unrolled_form"].default == "milenas_architect"
+    assert d2.option_deviations({}, {}) == [] and d2m.option_deviations({}, {}) == []
+    assert any("MiLeNAS" in d for d in d2.option_deviations({"unrolled_form": "milenas_architect"}, {}))
+    assert any("quark0" in d for d in d2m.option_deviations({"unrolled_form": "quark0"}, {}))
+
+
 def test_darts_second_order_uses_current_lr_as_xi(optim_cfg):
     torch.manual_seed(0)
     net = ToySupernet().double()
@@ -200,6 +250,53 @@ def test_gdas_sets_tau_and_gumbel_mode_each_epoch(toy_net, optim_cfg):
     m.on_epoch_start(3)
     assert toy_net.mode == "gumbel" and toy_net.tau == pytest.approx(0.1)
     assert m.schedule_state()["tau"] == pytest.approx(0.1)
+
+
+def sampled_ops(net, fn):
+    net.calls = [[0, 0, 0], [0, 0, 0]]
+    fn()
+    return {(e, k) for e in range(2) for k in range(3) if net.calls[e][k] and k < 2}  # ops 0, 1 have weights
+
+
+@pytest.mark.parametrize("alpha_backward", ["full", "alphas_only"])
+def test_gdas_alpha_step_backward_writes_weight_grads_as_xautodl(alpha_backward, optim_cfg):
+    """xautodl GDAS.py: arch_loss.backward() gives the ops sampled in the α step a weight gradient (which the next
+    w step's in-place zero_grad turns into zeros); ``alphas_only`` leaves them None."""
+    tr, va = toy_batches()
+    for seed in range(50):  # a seed whose α step samples a weighted op the w step did not
+        torch.manual_seed(seed)
+        net = ToySupernet()
+        m = make("gdas", net, optim_cfg, order="w_first", alpha_backward=alpha_backward)
+        in_w = sampled_ops(net, lambda m=m: m.weight_step(*tr))
+        in_a = sampled_ops(net, lambda m=m: m.alpha_step(tr, va))
+        only_a = in_a - in_w
+        if only_a:
+            break
+    assert only_a
+    for e, k in only_a:
+        grad = net.ops[e][k].weight.grad
+        if alpha_backward == "alphas_only":
+            assert grad is None
+        else:
+            assert grad is not None and grad.abs().sum() > 0
+            m.w_opt.zero_grad(set_to_none=False)  # the next w step's zero_grad (PyTorch 1.x, in place)
+            assert net.ops[e][k].weight.grad is not None and not net.ops[e][k].weight.grad.any()
+
+
+def test_gdas_alpha_backward_forms_give_the_same_alpha_update(optim_cfg):
+    """Same samples, same α-gradient (bit for bit); only the weights' .grad differ, and so later weight steps."""
+    nets = []
+    for form in ("full", "alphas_only"):
+        torch.manual_seed(3)
+        net = ToySupernet()
+        m = make("gdas", net, optim_cfg, order="w_first", alpha_backward=form)
+        torch.manual_seed(4)
+        m.step(*toy_batches(0))
+        nets.append(net)
+    assert torch.equal(nets[0].arch, nets[1].arch)
+    assert all(torch.equal(p, q) for p, q in zip(nets[0].weights(), nets[1].weights()))
+    assert get_method("gdas").option_deviations({"alpha_backward": "alphas_only"}, {})
+    assert get_method("gdas").option_deviations({}, {}) == []
 
 
 def test_gdas_computes_only_the_sampled_op(toy_net, optim_cfg):

@@ -1,4 +1,6 @@
-"""NB201Arch: official string codec, parse errors, official benchmark index (spec §6.3)."""
+"""NB201Arch: official string codec, parse errors, official benchmark index
+(docs/spaces/nb201.md#architecture-string-and-benchmark-index)."""
+
 from __future__ import annotations
 
 import csv
@@ -11,7 +13,6 @@ import pytest
 
 from harness.errors import ArchFormatError
 from harness.spaces.nb201.arch import EDGE_KEYS, NUM_ARCHS, NB201Arch, all_archs
-from harness.spaces.nb201.ops import NB201_OPS
 
 
 def _data_dir() -> Path:
@@ -40,8 +41,9 @@ def test_index_anchors_by_string(index, text):
     assert str(NB201Arch.from_index(index)) == text
 
 
-@pytest.mark.parametrize("op,index", [("skip_connect", 1835), ("none", 1651), ("nor_conv_3x3", 1462),
-                                      ("nor_conv_1x1", 4317)])
+@pytest.mark.parametrize(
+    "op,index", [("skip_connect", 1835), ("none", 1651), ("nor_conv_3x3", 1462), ("nor_conv_1x1", 4317)]
+)
 def test_index_anchors_uniform_cells(op, index):
     arch = NB201Arch([op] * 6)
     assert arch.index == index
@@ -87,19 +89,22 @@ def test_value_semantics():
     assert NB201Arch.parse(a) is a
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown operation 'conv_5x5'"),
-    ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "has input 1, expected 0"),
-    ("|none~0|+|none~1|none~0|+|none~0|none~1|none~2|", "has input 1, expected 0"),  # wrong order
-    ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 must list exactly 2"),  # missing edge
-    ("|none~0|+|none~0|none~1|", "expected 3 nodes"),  # missing node
-    ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|", "expected 3 nodes"),
-    ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2", "must start and end with '|'"),
-    ("|none0|+|none~0|none~1|+|none~0|none~1|none~2|", "not of the form op~input"),
-    ("|none~0|+|none~0|none~1|+|none~0||none~2|", "not of the form op~input"),
-    ("", "expected 3 nodes"),
-    ("hello", "expected 3 nodes"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown operation 'conv_5x5'"),
+        ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "has input 1, expected 0"),
+        ("|none~0|+|none~1|none~0|+|none~0|none~1|none~2|", "has input 1, expected 0"),  # wrong order
+        ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 must list exactly 2"),  # missing edge
+        ("|none~0|+|none~0|none~1|", "expected 3 nodes"),  # missing node
+        ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|", "expected 3 nodes"),
+        ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2", "must start and end with '|'"),
+        ("|none0|+|none~0|none~1|+|none~0|none~1|none~2|", "not of the form op~input"),
+        ("|none~0|+|none~0|none~1|+|none~0||none~2|", "not of the form op~input"),
+        ("", "expected 3 nodes"),
+        ("hello", "expected 3 nodes"),
+    ],
+)
 def test_parse_errors(text, fragment):
     with pytest.raises(ArchFormatError) as exc:
         NB201Arch.parse(text)
@@ -133,4 +138,3 @@ def test_strings_agree_with_official_api_parsers():
         flat = [(op, j) for node in lists for (op, j) in node]
         assert flat == [(op, int(k.split("<-")[1])) for op, k in zip(arch, EDGE_KEYS)]
         assert nats_utils.topology_str2structure(str(arch)).tostr() == str(arch)
-

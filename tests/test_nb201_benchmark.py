@@ -1,4 +1,5 @@
 """NAS-Bench-201 benchmark lookup: compact table, official-API column mapping, discovery, lookup_json."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,17 @@ from harness.paths import PROJECT_ROOT
 from harness.spaces.nb201 import NB201Space
 from harness.spaces.nb201 import benchmark as bm
 from harness.spaces.nb201.arch import NB201Arch
-from harness.spaces.nb201.benchmark import (COLUMN_DOCS, COLUMNS, OFFICIAL_NAMES, OFFICIAL_QUERIES,
-                                            BenchmarkNotFoundError, CompactTable, OfficialBenchmark,
-                                            find_benchmark, lookup_json)
+from harness.spaces.nb201.benchmark import (
+    COLUMN_DOCS,
+    COLUMNS,
+    OFFICIAL_NAMES,
+    OFFICIAL_QUERIES,
+    BenchmarkNotFoundError,
+    CompactTable,
+    OfficialBenchmark,
+    find_benchmark,
+    lookup_json,
+)
 
 README_SHA = "8368174d6fbee14f2f3013fdb209a4e451d59db155d02b080d03b8da040de21c"
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
@@ -183,11 +192,11 @@ def test_official_column_mapping():
     bench = OfficialBenchmark("NATS-tss-v1_0-3ffb9-simple", api=api)
     values = bench.lookup(ALL_SKIP)
     assert values == {
-        "cifar10_test_200ep": 22.5,         # cifar10, hp 200, test
+        "cifar10_test_200ep": 22.5,  # cifar10, hp 200, test
         "cifar100_test_200ep": 32.5,
         "imagenet16_120_test_200ep": 42.5,
-        "cifar10_valid_val_12ep": 11.25,     # cifar10-valid, hp 12, valid (x-valid)
-        "cifar10_test_12ep": 21.5,           # cifar10, hp 12, test (ori-test)
+        "cifar10_valid_val_12ep": 11.25,  # cifar10-valid, hp 12, valid (x-valid)
+        "cifar10_test_12ep": 21.5,  # cifar10, hp 12, test (ori-test)
         "cifar100_val_12ep": 31.25,
         "cifar100_test_12ep": 31.5,
         "imagenet16_120_val_12ep": 41.25,

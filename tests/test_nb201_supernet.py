@@ -1,4 +1,5 @@
 """NB201Supernet: layout, BN flags, softmax/GDAS forward, α gradients, determinism, derive()."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -31,7 +32,7 @@ def test_default_supernet_shapes(size):
     net = NB201Supernet()
     assert isinstance(net, Supernet)
     assert len(net.cells) == 17 and len(search_cells(net)) == 15
-    assert sum(p.numel() for p in net.parameters()) == 1692856  # = xautodl TinyNetworkDarts (calibration §1)
+    assert sum(p.numel() for p in net.parameters()) == 1692856  # = xautodl TinyNetworkDarts
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         assert net(x).shape == (2, 10)
@@ -124,8 +125,7 @@ def _count_op_calls(net):
     for c, cell in enumerate(search_cells(net)):
         for key in EDGE_KEYS:
             for k, op in enumerate(cell.edges[key]):
-                handles.append(op.register_forward_hook(
-                    lambda m, i, o, c=c, key=key, k=k: calls.update([(c, key, k)])))
+                handles.append(op.register_forward_hook(lambda m, i, o, c=c, key=key, k=k: calls.update([(c, key, k)])))
     return calls, handles
 
 
@@ -138,8 +138,9 @@ def test_gumbel_runs_only_the_sampled_op(form):
     logits = net(torch.randn(2, 3, 16, 16))
     hardwts, index = net.last_sample
     assert index.shape == (6, 1) and hardwts.shape == (6, 5)
-    expected = Counter({(c, key, int(index[e])): 1
-                        for c in range(len(search_cells(net))) for e, key in enumerate(EDGE_KEYS)})
+    expected = Counter(
+        {(c, key, int(index[e])): 1 for c in range(len(search_cells(net))) for e, key in enumerate(EDGE_KEYS)}
+    )
     assert calls == expected  # exactly one op per edge, the same sampled op in every cell
     torch.testing.assert_close(hardwts, nn.functional.one_hot(index[:, 0], 5).float())
     logits.sum().backward()
@@ -163,7 +164,8 @@ def test_gumbel_edge_forms_same_forward_different_alpha_gradient():
         grads.append(net.arch_parameters.grad.clone())
     assert torch.equal(a.last_sample[1], b.last_sample[1])
     torch.testing.assert_close(outs[0], outs[1])  # the extra scalars are exactly 0
-    assert not torch.allclose(grads[0], grads[1])  # ... but they change the α gradient (pitfall 9)
+    # ... but they change the α gradient (docs/methods/gdas.md#what-it-computes)
+    assert not torch.allclose(grads[0], grads[1])
 
 
 def test_softmax_gradient_reaches_alpha_and_weights():
@@ -233,8 +235,14 @@ def test_space_build_supernet():
     assert net.track_running_stats is True and net.affine is False
     defaults = space.build_supernet({}, 10)
     assert (defaults._C, defaults._layerN, defaults.affine, defaults.track_running_stats) == (16, 5, False, False)
-    for bad in ({"C": 4, "layers": 8}, {"affine": "yes"}, {"C": 0}, {"max_nodes": 5},
-                {"gdas_edge_form": "v2"}, {"num_classes": 7}):
+    for bad in (
+        {"C": 4, "layers": 8},
+        {"affine": "yes"},
+        {"C": 0},
+        {"max_nodes": 5},
+        {"gdas_edge_form": "v2"},
+        {"num_classes": 7},
+    ):
         with pytest.raises(ConfigError):
             space.build_supernet(bad, 10)
 

@@ -4,6 +4,7 @@ xautodl's ``TinyNetworkDarts`` / ``TinyNetworkGDAS`` are built with the same con
 (weights + α) is loaded into ``NB201Supernet`` (same state-dict keys and parameter order), and the
 outputs, α gradients and derived arch strings are compared.
 """
+
 from __future__ import annotations
 
 import random
@@ -24,14 +25,20 @@ C, N = 8, 1
 
 def _xautodl_net(name: str):
     """Build via get_cell_based_tiny_net and check the BN flags were really applied: its bare
-    ``except:`` silently retries without affine/track_running_stats (calibration §1)."""
-    config = dict(name=name, C=C, N=N, max_nodes=4, num_classes=10, space=list(NB201_OPS),
-                  affine=False, track_running_stats=False)
+    ``except:`` silently retries without affine/track_running_stats."""
+    config = dict(
+        name=name, C=C, N=N, max_nodes=4, num_classes=10, space=list(NB201_OPS), affine=False, track_running_stats=False
+    )
     net = xautodl_models.get_cell_based_tiny_net(config)
     from xautodl.models.cell_searchs.search_cells import NAS201SearchCell
 
-    cell_bns = [m for cell in net.cells if isinstance(cell, NAS201SearchCell)
-                for m in cell.modules() if isinstance(m, nn.BatchNorm2d)]
+    cell_bns = [
+        m
+        for cell in net.cells
+        if isinstance(cell, NAS201SearchCell)
+        for m in cell.modules()
+        if isinstance(m, nn.BatchNorm2d)
+    ]
     assert len(cell_bns) == 12 * 2 * N + 12 * N  # 3 stages × N cells × 12 BNs
     assert all(not bn.affine and not bn.track_running_stats for bn in cell_bns), "xautodl BN flags not applied"
     return net

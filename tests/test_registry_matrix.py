@@ -2,6 +2,7 @@
 
 New methods and spaces are tested here automatically once they register themselves.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -14,9 +15,19 @@ TINY_SUPERNET = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3}}
 
 
 def tiny_profile(space: str, method: str) -> dict:
-    return {"name": "tiny", "scale": "smoke",
-            "parts": [{"space": space, "methods": [method], "data": {"n_train": 100, "n_val": 100, "image_size": 16},
-                       "supernet": TINY_SUPERNET.get(space, {}), "epochs": 2}]}
+    return {
+        "name": "tiny",
+        "scale": "smoke",
+        "parts": [
+            {
+                "space": space,
+                "methods": [method],
+                "data": {"n_train": 100, "n_val": 100, "image_size": 16},
+                "supernet": TINY_SUPERNET.get(space, {}),
+                "epochs": 2,
+            }
+        ],
+    }
 
 
 def tiny_batch(seed: int, n: int = 6):

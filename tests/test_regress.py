@@ -1,9 +1,9 @@
 """Regression check (``python -m harness regress``): passes on a real run store, fails on a
 doctored one (accuracy out of its envelope, a method or the reference 2x slower, a failed or
 missing run), and the committed smoke baseline is complete and sane."""
+
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -18,10 +18,18 @@ from harness.regress import BASELINE_SCHEMA, load_baseline, run_regress
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_BASELINE = REPO / "data" / "baselines" / "smoke.json"
 TINY = {
-    "name": "tiny-regress", "scale": "custom", "seeds": [0, 1],
-    "parts": [{"space": "nb201", "methods": ["darts-1st", "darts-2nd", "milenas"],
-               "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
-               "supernet": {"C": 4, "N": 1}, "epochs": 3}],
+    "name": "tiny-regress",
+    "scale": "custom",
+    "seeds": [0, 1],
+    "parts": [
+        {
+            "space": "nb201",
+            "methods": ["darts-1st", "darts-2nd", "milenas"],
+            "data": {"n_train": 160, "n_val": 160, "n_eval": 80, "image_size": 12, "batch_size": 32},
+            "supernet": {"C": 4, "N": 1},
+            "epochs": 3,
+        }
+    ],
 }
 
 
@@ -38,8 +46,9 @@ def real_store(tmp_path_factory, shared_data):
     prof = root / "tiny.yaml"
     prof.write_text(yaml.safe_dump(TINY))
     runs = root / "runs"
-    results = run_matrix(expand_profile(load_profile(prof)), runs, shared_data, device="cpu", workers=1,
-                         progress=lambda ev: None)
+    results = run_matrix(
+        expand_profile(load_profile(prof)), runs, shared_data, device="cpu", workers=1, progress=lambda ev: None
+    )
     assert all(r["status"] == "ok" for r in results)
     baseline = root / "baseline.json"
     assert main(["regress", str(runs), "--baseline", str(baseline), "--update"]) == 0
@@ -65,6 +74,7 @@ def _scale_time(factor: float):
         for k in ("seconds_per_iteration", "seconds_per_iteration_steady"):
             if rec["final"].get(k) is not None:
                 rec["final"][k] *= factor
+
     return fn
 
 
@@ -111,19 +121,33 @@ def test_timing_noise_passes(real_store, capsys, tmp_path):
     assert code == 0, out
 
 
-@pytest.mark.parametrize("case, run_id, fn, expect", [
-    ("accuracy drop", "nb201__milenas__s0", lambda r: r["final"].update(val_acc=r["final"]["val_acc"] - 60),
-     "val_acc"),
-    ("benchmark accuracy drop", "nb201__darts-2nd__s0",
-     lambda r: r["final"]["arch_info"]["benchmark"].update(cifar10_test_200ep=10.0), "cifar10_test_200ep"),
-    # 3 methods in this store: a factor f moves a ratio to the space geomean by f^(2/3) (5 methods: f^(4/5))
-    ("method 2.5x slower", "nb201__milenas__s0", _scale_time(2.5), "s/iter ÷ space geomean"),
-    ("darts-1st 2.5x slower", "nb201__darts-1st__s0", _scale_time(2.5), "s/iter ÷ space geomean"),
-    ("darts-2nd 2x faster", "nb201__darts-2nd__s0", _scale_time(0.5), "s/iter ratio"),
-    ("failed run", "nb201__darts-2nd__s0",
-     lambda r: r.update(status="failed", final=None, failure={"reason": "NonFiniteLoss: nan", "epoch": 1}),
-     "NonFiniteLoss"),
-])
+@pytest.mark.parametrize(
+    "case, run_id, fn, expect",
+    [
+        (
+            "accuracy drop",
+            "nb201__milenas__s0",
+            lambda r: r["final"].update(val_acc=r["final"]["val_acc"] - 60),
+            "val_acc",
+        ),
+        (
+            "benchmark accuracy drop",
+            "nb201__darts-2nd__s0",
+            lambda r: r["final"]["arch_info"]["benchmark"].update(cifar10_test_200ep=10.0),
+            "cifar10_test_200ep",
+        ),
+        # 3 methods in this store: a factor f moves a ratio to the space geomean by f^(2/3) (5 methods: f^(4/5))
+        ("method 2.5x slower", "nb201__milenas__s0", _scale_time(2.5), "s/iter ÷ space geomean"),
+        ("darts-1st 2.5x slower", "nb201__darts-1st__s0", _scale_time(2.5), "s/iter ÷ space geomean"),
+        ("darts-2nd 2x faster", "nb201__darts-2nd__s0", _scale_time(0.5), "s/iter ratio"),
+        (
+            "failed run",
+            "nb201__darts-2nd__s0",
+            lambda r: r.update(status="failed", final=None, failure={"reason": "NonFiniteLoss: nan", "epoch": 1}),
+            "NonFiniteLoss",
+        ),
+    ],
+)
 def test_doctored_store_fails(real_store, capsys, tmp_path, case, run_id, fn, expect):
     runs, baseline = real_store
     store = _seed0_copy(runs, tmp_path / "s0")
@@ -141,8 +165,10 @@ def test_missing_run_fails(real_store, capsys, tmp_path):
     (store / "records" / "nb201__milenas__s0.json").unlink()
     code, out = _regress(capsys, store, baseline)
     assert code == 1
-    assert any("nb201/milenas/tiny-regress" in ln and "missing" in ln and ln.rstrip().endswith("FAIL")
-               for ln in out.splitlines()), out
+    assert any(
+        "nb201/milenas/tiny-regress" in ln and "missing" in ln and ln.rstrip().endswith("FAIL")
+        for ln in out.splitlines()
+    ), out
 
 
 def test_update_refuses_failed_runs(real_store, tmp_path):
@@ -168,7 +194,9 @@ def test_committed_smoke_baseline_is_complete():
     data = load_baseline(SMOKE_BASELINE)
     prov = data["provenance"]
     assert prov["profiles"] == ["smoke"] and len(prov["seeds"]) >= 3
-    expected = {entry_key(c["space"], c["method"], c["variant"], "smoke") for c in expand_profile(load_profile("smoke"))}
+    expected = {
+        entry_key(c["space"], c["method"], c["variant"], "smoke") for c in expand_profile(load_profile("smoke"))
+    }
     assert set(data["entries"]) == expected
     for key, ent in data["entries"].items():
         assert ent["seeds"] == prov["seeds"], key
@@ -178,7 +206,7 @@ def test_committed_smoke_baseline_is_complete():
         c = ent["cost"]
         assert c and c["low"] < c["value"] < c["high"] and c["per_seed"], key
         # a +100 % slowdown of one of the 5 methods of a space moves its ratio ×2^(4/5): it must fail
-        assert c["value"] * 2.0 ** 0.8 > c["high"], key
+        assert c["value"] * 2.0**0.8 > c["high"], key
     assert {p["space"] for p in data["pairs"].values()} == {"nb201", "darts"}
 
 
@@ -189,16 +217,29 @@ def test_committed_baseline_passes_its_own_seeds(tmp_path, capsys):
     data = load_baseline(SMOKE_BASELINE)
     store = tmp_path / "runs" / "records"
     store.mkdir(parents=True)
-    for key, ent in data["entries"].items():
+    for _key, ent in data["entries"].items():
         for seed in ent["cost"]["seconds_per_iteration"]:
             acc = {m: a["per_seed"][seed] for m, a in ent["accuracy"].items()}
             spi = ent["cost"]["seconds_per_iteration"][seed]
-            rec = {"schema": records.SCHEMA, "kind": "search", "run_id": f"{ent['space']}__{ent['method']}__s{seed}",
-                   "space": ent["space"], "method": ent["method"], "variant": ent["variant"], "seed": int(seed),
-                   "profile": ent["profile"], "status": "ok", "failure": None, "config_hash": ent["config_hash"],
-                   "final": {"val_acc": acc["val_acc"], "best_val_acc": acc["best_val_acc"],
-                             "seconds_per_iteration_steady": spi,
-                             "arch_info": {"benchmark": {"cifar10_test_200ep": acc.get("cifar10_test_200ep")}}}}
+            rec = {
+                "schema": records.SCHEMA,
+                "kind": "search",
+                "run_id": f"{ent['space']}__{ent['method']}__s{seed}",
+                "space": ent["space"],
+                "method": ent["method"],
+                "variant": ent["variant"],
+                "seed": int(seed),
+                "profile": ent["profile"],
+                "status": "ok",
+                "failure": None,
+                "config_hash": ent["config_hash"],
+                "final": {
+                    "val_acc": acc["val_acc"],
+                    "best_val_acc": acc["best_val_acc"],
+                    "seconds_per_iteration_steady": spi,
+                    "arch_info": {"benchmark": {"cifar10_test_200ep": acc.get("cifar10_test_200ep")}},
+                },
+            }
             records.write_record(store / f"{rec['run_id']}.json", rec)
     code, out = _regress(capsys, tmp_path / "runs", SMOKE_BASELINE)
     assert code == 0, out
@@ -211,9 +252,37 @@ def test_fresh_smoke_seed0_passes_committed_baseline(tmp_path, shared_data):
     import sys
 
     out = tmp_path / "smoke"
-    proc = subprocess.run([sys.executable, "-m", "harness", "reproduce", "--profile", "smoke", "--out", str(out),
-                           "--no-report"], cwd=REPO, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "reproduce", "--profile", "smoke", "--out", str(out), "--no-report"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = subprocess.run([sys.executable, "-m", "harness", "regress", str(out), "--baseline", str(SMOKE_BASELINE)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "regress", str(out), "--baseline", str(SMOKE_BASELINE)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_accuracy_metrics_are_the_ones_the_space_names():
+    from harness.regress import accuracy_metrics
+
+    final = {
+        "val_acc": 50.0,
+        "best_val_acc": 55.0,
+        "arch_info": {"benchmark": {"cifar10_test_200ep": 90.0, "cifar100_test_200ep": 70.0}},
+    }
+    assert accuracy_metrics({"space": "nb201", "final": final}) == {
+        "val_acc": 50.0,
+        "best_val_acc": 55.0,
+        "cifar10_test_200ep": 90.0,
+    }
+    # the DARTS space names no benchmark metric (its cells are evaluated by retraining), nor does an unknown space
+    for space in ("darts", "toy"):
+        assert accuracy_metrics({"space": space, "final": final}) == {"val_acc": 50.0, "best_val_acc": 55.0}

@@ -1,4 +1,5 @@
 """Tables, verdicts and the report build from the synthetic fixture run store."""
+
 import csv
 import io
 import json
@@ -43,8 +44,22 @@ def test_fixture_store_is_schema_valid(recs):
     assert len(recs) == len(fixture_records())
     for r in recs:
         assert r["schema"] == "harness.run/1"
-        for k in ("kind", "run_id", "label", "space", "method", "variant", "seed", "scale", "status", "config",
-                  "config_hash", "provenance", "epochs", "final"):
+        for k in (
+            "kind",
+            "run_id",
+            "label",
+            "space",
+            "method",
+            "variant",
+            "seed",
+            "scale",
+            "status",
+            "config",
+            "config_hash",
+            "provenance",
+            "epochs",
+            "final",
+        ):
             assert k in r
 
 
@@ -67,7 +82,7 @@ def test_nb201_table(recs, pub):
     assert m[2] == "3/3 ok" and "(n=3)" in m[3]
     d2 = _row(t, "DARTS (2nd order)")
     assert d2[2] == "2/3 ok" and "(n=2)" in d2[3] and "failed: out of memory" in d2[-1]
-    assert d2[3].startswith("54.30")                       # collapsed all-skip cell
+    assert d2[3].startswith("54.30")  # collapsed all-skip cell
     assert "missing seeds: 2" in _row(t, "GDAS")[-1]
     sources = [r[1] for r in t.rows]
     assert any(s.startswith("published set A") for s in sources)
@@ -90,10 +105,38 @@ def test_table1_and_missing_methods(recs, pub):
 
 def test_cost_and_per_seed(recs, pub):
     c = T.cost_table(recs, pub)
-    assert all(r[7] == "n/a (not a GPU)" for r in c.rows)      # fixture device is a CPU
+    assert all(r[7] == "n/a (not a GPU)" for r in c.rows)  # fixture device is a CPU
     ps = T.per_seed_table(recs, pub)
     assert len(ps.rows) == len(recs)
     assert any(r[5].startswith("failed: out of memory") for r in ps.rows)
+
+
+def test_reports_ask_the_space_for_its_label_order_and_tables(recs, pub):
+    from harness import registry
+    from harness.spaces.base import SearchSpace
+
+    assert [t.key for t in T.all_tables(recs, pub)] == ["nb201", "table1", "search_cost", "per_seed"]
+    assert R.spaces() == ["nb201", "darts"] and R.spaces(judged_by="evaluation") == ["darts"]
+    assert [c for c, _ in R.report_columns("nb201")][0] == "cifar10_test_200ep" and R.report_columns("darts") == []
+
+    @registry.register_space("toy-space")
+    class ToySpace(SearchSpace):
+        label = "Toy space"
+        display_rank = 1
+        cost_model_keys = ("C",)
+
+    try:
+        toy = [
+            dict(r, space="toy-space", run_id=r["run_id"] + "-toy")
+            for r in recs
+            if r.get("space") == "darts" and r.get("kind", "search") == "search"
+        ]
+        assert T.cost_table(recs + toy, pub).rows[0][0] == "Toy space"  # display_rank 1: before NAS-Bench-201
+        assert R.spaces()[0] == "toy-space" and R.expected_methods("toy-space") == R.core_methods()
+        assert SM.scope(recs + toy, "x")["spaces"]["toy-space"]["name"] == "Toy space"
+    finally:
+        registry._SPACES.pop("toy-space", None)
+    assert R.space_label("toy-space") == "toy-space" and R.expected_methods("toy-space") == []  # unknown: raw name
 
 
 def test_renderers(recs, pub):
@@ -104,7 +147,7 @@ def test_renderers(recs, pub):
     assert rows[0] == t.columns and len(rows) == len(t.rows) + 1
     tex = t.to_latex()
     assert "±" not in tex and "$\\pm$" in tex and "cifar10\\_test\\_200ep" in tex
-    assert "<table" in t.to_html() and "&amp;" in t.to_html()     # "Dong & Yang" escaped
+    assert "<table" in t.to_html() and "&amp;" in t.to_html()  # "Dong & Yang" escaped
 
 
 def test_verdicts_smoke_never_reproduced(recs, pub):
@@ -114,11 +157,17 @@ def test_verdicts_smoke_never_reproduced(recs, pub):
     f5 = next(v for v in vs if v.claim == "Fig. 5" and v.space == "nb201")
     assert f5.verdict == f"not tested (no runs of {R.method_label('milenas-gumbel')})"
     f2 = next(v for v in vs if v.claim == "Fig. 2" and v.space == "nb201")
-    assert f2.raw == V.REPRODUCED and f2.n == "3/3/5"       # the rule itself passes; only the scale gate caps it
+    assert f2.raw == V.REPRODUCED and f2.n == "3/3/5"  # the rule itself passes; only the scale gate caps it
 
 
-@pytest.mark.parametrize("scale,expect", [("paper", "reproduced"), ("cpu", "reproduced at reduced scale (cpu)"),
-                                          ("gpu-quick", "reproduced at reduced scale (gpu-quick)")])
+@pytest.mark.parametrize(
+    "scale,expect",
+    [
+        ("paper", "reproduced"),
+        ("cpu", "reproduced at reduced scale (cpu)"),
+        ("gpu-quick", "reproduced at reduced scale (gpu-quick)"),
+    ],
+)
 def test_verdict_scale_gate(pub, scale, expect):
     recs = fixture_records(scale)
     vs = {(v.claim, v.space): v for v in V.verdicts(recs, pub)}
@@ -141,7 +190,7 @@ def _two_scales():
 
 def test_scales_never_pooled(pub):
     smoke, cpu = _two_scales()
-    for r in cpu:        # at cpu scale MiLeNAS is slower than DARTS 2nd order on the DARTS space: Fig. 3b fails
+    for r in cpu:  # at cpu scale MiLeNAS is slower than DARTS 2nd order on the DARTS space: Fig. 3b fails
         if r["space"] == "darts" and r["method"] == "milenas" and r["kind"] == "search" and r["final"]:
             r["final"]["seconds_per_iteration"] *= 10
     vs = V.verdicts(smoke + cpu, pub)
@@ -149,7 +198,7 @@ def test_scales_never_pooled(pub):
     assert {v.scale for v in vs} == {"smoke", "cpu"}
     for claim in ("Fig. 2", "Fig. 3a", "Fig. 3b", "Fig. 5"):
         for sp in ("nb201", "darts"):
-            assert (claim, sp, "smoke") in by and (claim, sp, "cpu") in by       # side by side, one per scale
+            assert (claim, sp, "smoke") in by and (claim, sp, "cpu") in by  # side by side, one per scale
     # the smoke cap stays on the smoke verdict; the cpu verdict is decided from the cpu runs alone
     assert by[("Fig. 2", "darts", "smoke")].verdict == V.SMOKE_CAP
     assert by[("Fig. 2", "darts", "cpu")].verdict == "reproduced at reduced scale (cpu)"
@@ -193,14 +242,16 @@ def test_fig5_plain_gdas_is_not_like_for_like(pub):
     recs = [r for r in fixture_records("paper") if r["method"] != "gdas-milenas-repo"]
     v = next(v for v in V.verdicts(recs, pub) if v.claim == "Fig. 5" and v.space == "darts")
     assert V.NOT_LIKE_FOR_LIKE in v.numbers and V.NOT_LIKE_FOR_LIKE in v.verdict
-    assert v.verdict.startswith("inconclusive")            # paper scale, yet never decided by plain gdas
+    assert v.verdict.startswith("inconclusive")  # paper scale, yet never decided by plain gdas
     assert v.n_needed is None and "gdas-milenas-repo" in v.n_needed_reason
     from reports import figures as F
+
     spec, _ = F.fig5_gumbel(recs, "darts")
     try:
         assert "not like-for-like" in spec.caption and R.method_label("gdas") in spec.title
     finally:
         import matplotlib.pyplot as plt
+
         plt.close(spec.fig)
 
 
@@ -220,6 +271,7 @@ def _set_best_val(recs, values):
 
 def test_n_needed_and_cost_from_the_records(pub):
     from reports import power as PW
+
     recs = fixture_records("cpu")
     mil = [r for r in recs if r["space"] == "darts" and r["method"] == "milenas" and r["kind"] == "search"]
     d2 = [r for r in recs if r["space"] == "darts" and r["method"] == "darts-2nd" and r["kind"] == "search"]
@@ -228,7 +280,7 @@ def test_n_needed_and_cost_from_the_records(pub):
     v = next(v for v in V.verdicts(recs, pub) if v.claim == "Fig. 3a" and v.space == "darts")
     want = PW.mean_claim([70.0, 60.0], [62.0, 58.0])
     assert v.n_needed == want.n_needed and v.n_needed > 2
-    assert v.n_needed == PW.n_two_group(5.0, 50 ** 0.5, 8 ** 0.5, 0.05, 0.8, 1)[0]
+    assert v.n_needed == PW.n_two_group(5.0, 50**0.5, 8**0.5, 0.05, 0.8, 1)[0]
     hours = sum((v.n_needed - 2) * sum(r["final"]["search_seconds"] for r in g) / len(g) for g in (mil, d2)) / 3600
     assert v.cost_hours == pytest.approx(hours) and v.cost_unit == "CPU-hours"
     assert v.power_text.startswith(f"≈ {v.n_needed} seeds per method would decide this; ≈ ")
@@ -251,7 +303,7 @@ def test_n_needed_null_with_reason_for_one_seed(pub):
 
 def test_verdict_not_reproduced_when_reversed(pub):
     recs = fixture_records("paper")
-    for r in recs:     # make MiLeNAS slower than DARTS 2nd order: Fig. 3b must fail
+    for r in recs:  # make MiLeNAS slower than DARTS 2nd order: Fig. 3b must fail
         if r["method"] == "milenas" and r["final"] and "seconds_per_iteration" in r["final"]:
             r["final"]["seconds_per_iteration"] *= 10
     vs = {(v.claim, v.space): v for v in V.verdicts(recs, pub)}
@@ -262,6 +314,7 @@ def test_no_runs(pub, tmp_path):
     vs = V.verdicts([], pub)
     assert {v.verdict for v in vs} == {"not tested (no runs)", "not tested (no MiLeNAS evaluation runs)"}
     from reports.build import build_report
+
     w = build_report(tmp_path / "nothing", tmp_path / "out")
     html = w["html"].read_text()
     assert "NO RUNS" in html and "No run records were found" in html
@@ -271,5 +324,5 @@ def test_no_runs(pub, tmp_path):
 def test_statistics_family(recs):
     comps = C.comparisons(recs)
     fam = [c for c in comps if c["space"] == "nb201" and c["metric"] == "gap"]
-    assert len(fam) == 6 and all(c["family_size"] == 6 for c in fam)     # MiLeNAS vs 6 other groups
+    assert len(fam) == 6 and all(c["family_size"] == 6 for c in fam)  # MiLeNAS vs 6 other groups
     assert all(c["welch_p_holm"] >= c["welch_p"] for c in fam)

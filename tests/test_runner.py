@@ -1,4 +1,5 @@
 """The search loop: records, determinism, resume from a checkpoint, failure recording."""
+
 from __future__ import annotations
 
 import copy
@@ -9,8 +10,8 @@ import torch
 
 from harness import config as C
 from harness import records
-from tests.fixtures.records_compare import strip_volatile
 from harness.runner import SearchRun, plan, steady_seconds_per_iteration
+from tests.fixtures.records_compare import strip_volatile
 
 TINY = Path(__file__).parent / "fixtures" / "tiny.yaml"
 
@@ -24,6 +25,7 @@ def tiny_cfg(space="nb201", method="milenas", seed=0, **over):
 def run_tiny(shared_data, tmp_path):
     def go(cfg, out):
         return SearchRun(cfg, tmp_path / out, shared_data, torch.device("cpu")).run()
+
     return go
 
 
@@ -34,8 +36,19 @@ def test_record_has_the_documented_fields(run_tiny, tmp_path):
     assert not (tmp_path / "a" / "checkpoints" / "nb201__milenas__s0.pt").exists()
     assert len(rec["epochs"]) == 2
     e = rec["epochs"][-1]
-    for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "arch", "arch_info", "alpha_probs",
-                "epoch_seconds", "iterations", "search_val_batch_acc"):
+    for key in (
+        "lr",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "arch",
+        "arch_info",
+        "alpha_probs",
+        "epoch_seconds",
+        "iterations",
+        "search_val_batch_acc",
+    ):
         assert key in e
     assert e["arch_info"]["index"] >= 0 and e["arch_info"]["benchmark"]["cifar10_test_200ep"] > 0
     prov = rec["provenance"]
@@ -97,8 +110,11 @@ def test_plan_refuses_a_different_config_under_the_same_run_id(run_tiny, tmp_pat
 
 
 def test_steady_time_skips_the_first_epoch():
-    eps = [{"epoch_seconds": 10.0, "iterations": 5}, {"epoch_seconds": 2.0, "iterations": 5},
-           {"epoch_seconds": 3.0, "iterations": 5}]
+    eps = [
+        {"epoch_seconds": 10.0, "iterations": 5},
+        {"epoch_seconds": 2.0, "iterations": 5},
+        {"epoch_seconds": 3.0, "iterations": 5},
+    ]
     assert steady_seconds_per_iteration(eps) == pytest.approx(0.5)
     assert steady_seconds_per_iteration(eps[:1]) is None
 

@@ -1,4 +1,4 @@
-"""The speed paths of issue 9, each checked against the eager FP32 reference path on CPU.
+"""The speed paths (README.md#speed), each checked against the eager FP32 reference path on CPU.
 
 Stated tolerances:
 
@@ -19,6 +19,7 @@ Stated tolerances:
 * No host sync in an iteration: no Python-level ``item``/``tolist``/``bool``/``int``/``float`` on a tensor
   other than the optimizers' CPU step counters, except GDAS's one index list per forward.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,11 @@ SMALL = {"name": "t", "scale": "custom"}
 
 
 def resolved(method, space="nb201", variant=None, C_=4, px=8, bs=8, **over):
-    part = {"space": space, "supernet": {"C": C_, "N": 1} if space == "nb201" else {"C": C_, "layers": 3},
-            "data": {"image_size": px, "batch_size": bs}}
+    part = {
+        "space": space,
+        "supernet": {"C": C_, "N": 1} if space == "nb201" else {"C": C_, "layers": 3},
+        "data": {"image_size": px, "batch_size": bs},
+    }
     return C.resolve(space, {"method": method, "variant": dict(variant or {})}, 0, SMALL, part, over)
 
 
@@ -50,8 +54,8 @@ def build(method, space="nb201", variant=None, seed=0, C_=4, **over):
     torch.manual_seed(seed)
     net = get_space(space)().build_supernet(dict(cfg["space_cfg"]), num_classes=10)
     m = get_method(method)(net, {**cfg["optim"], **cfg["method_cfg"]}, cfg["epochs"], 10, speed=cfg["speed"])
-    net.set_mode(m.forward_mode)
-    m.on_epoch_start(0)
+    m.on_epoch_start(0)  # installs the method's edge weighting
+    assert net.mode == m.forward_mode
     net.train()
     return m
 
@@ -99,11 +103,19 @@ def test_fused_is_an_option_of_milenas_and_single_level_only():
 
 # ------------------------------------------------------------------------------ xautodl: exact / tolerance
 
+
 def _xautodl_pair(name, seed=1):
     xm = pytest.importorskip("xautodl.models")
-    config = dict(name=name, C=8, N=2, max_nodes=4, num_classes=10,
-                  space=["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"],
-                  affine=False, track_running_stats=False)
+    config = dict(
+        name=name,
+        C=8,
+        N=2,
+        max_nodes=4,
+        num_classes=10,
+        space=["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"],
+        affine=False,
+        track_running_stats=False,
+    )
     torch.manual_seed(0)
     xnet = xm.get_cell_based_tiny_net(config)
     g = torch.Generator().manual_seed(seed)

@@ -1,28 +1,25 @@
 """What the ``ray`` and ``slurm`` executors share: the body of one task, paths and environment a
 worker needs, progress through files on the run store, and the summary of a run that did not
 return one (a task that died for good)."""
+
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from harness.errors import ConfigError
-from harness.lifecycle import ProgressFn, pick_device, summary
-from harness.runlock import set_job_identity
+if TYPE_CHECKING:  # imported where used: executor modules are read to build every command's parser
+    from harness.lifecycle import ProgressFn
 
 RunFactory = Callable[..., Any]
 
 
 def config_run_id(cfg: Dict[str, Any]) -> str:
-    """The run id of a resolved config (evaluation configs carry it; search ids are derived)."""
-    from harness.config import run_id
+    """The run id of a resolved config (``harness.config.config_run_id``)."""
+    from harness.config import config_run_id as run_id_of
 
-    if cfg.get("run_id"):
-        return str(cfg["run_id"])
-    return run_id(cfg["space"], cfg["method"], cfg["variant"], cfg["seed"])  # = harness.runner.search_run_id
+    return run_id_of(cfg)
 
 
 def absolute_paths(out_dir: Path, data_root: Optional[Path]) -> Tuple[str, str]:
@@ -37,10 +34,21 @@ def harness_env() -> Dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("HARNESS_")}
 
 
-def run_one(make_run: RunFactory, cfg: Dict[str, Any], out_dir: str, data_root: Optional[str], device: str,
-            threads: Optional[int], progress: Optional[ProgressFn], job: Optional[str]) -> Dict[str, Any]:
+def run_one(
+    make_run: RunFactory,
+    cfg: Dict[str, Any],
+    out_dir: str,
+    data_root: Optional[str],
+    device: str,
+    threads: Optional[int],
+    progress: Optional["ProgressFn"],
+    job: Optional[str],
+) -> Dict[str, Any]:
     """One run's lifecycle in a worker: ``threads`` torch threads, the scheduler's job id on the lock."""
     import torch
+
+    from harness.lifecycle import pick_device, summary
+    from harness.runlock import set_job_identity
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -69,6 +77,7 @@ def first_line(text: str, limit: int = 300) -> str:
 
 # ------------------------------------------------------------------------------ progress via files
 
+
 class FileProgress:
     """Progress events of one run appended as JSON lines to a file on the shared folder."""
 
@@ -93,7 +102,7 @@ class ProgressTail:
             p = Path(p)
             self.offsets[p] = p.stat().st_size if p.is_file() else 0
 
-    def pump(self, progress: ProgressFn) -> None:
+    def pump(self, progress: "ProgressFn") -> None:
         for path, offset in list(self.offsets.items()):
             try:
                 with open(path, "rb") as fh:
@@ -112,42 +121,13 @@ class ProgressTail:
                     continue
 
 
-# ------------------------------------------------------------------------------ option parsing
-
-_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
-
-
-def parse_slurm_time(value: Any) -> int:
-    """Minutes from a Slurm time limit: ``MINUTES``, ``HH:MM:SS``, ``MM:SS``, ``D-HH[:MM[:SS]]``."""
-    text = str(value).strip()
-    m = _TIME.match(text)
-    if not m:
-        raise ConfigError(f"--slurm-time must be minutes or [D-]HH:MM[:SS] (Slurm's format), not {text!r}")
-    days, a, b, c = m.groups()
-    if days is None and b is None:
-        minutes = int(a)  # MINUTES
-    elif days is None and c is None:
-        minutes = int(a) + (1 if int(b) else 0)  # MM:SS, rounded up
-    elif days is None:
-        minutes = int(a) * 60 + int(b) + (1 if int(c) else 0)  # HH:MM:SS
-    else:
-        minutes = int(days) * 1440 + int(a) * 60 + int(b or 0) + (1 if int(c or 0) else 0)
-    if minutes < 1:
-        raise ConfigError(f"--slurm-time must be at least one minute, not {text!r}")
-    return minutes
-
-
-def positive_int(value: Any, flag: str, allow_zero: bool = False) -> Optional[int]:
-    if value is None:
-        return None
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{flag} must be an integer, not {value!r}") from None
-    if n < 0 or (n == 0 and not allow_zero):
-        raise ConfigError(f"{flag} must be {'>= 0' if allow_zero else 'positive'}, not {n}")
-    return n
-
-
-__all__: List[str] = ["config_run_id", "absolute_paths", "harness_env", "run_one", "lost_summary", "FileProgress",
-                      "ProgressTail", "parse_slurm_time", "positive_int", "first_line"]
+__all__: List[str] = [
+    "config_run_id",
+    "absolute_paths",
+    "harness_env",
+    "run_one",
+    "lost_summary",
+    "FileProgress",
+    "ProgressTail",
+    "first_line",
+]

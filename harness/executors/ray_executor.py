@@ -16,23 +16,36 @@ Workers import ``harness`` from their own Python environment and read the data a
 the driver's absolute paths: on a multi-node cluster both must be installed / shared at the same
 paths on every node (``HARNESS_*`` settings are passed to the workers).
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import re
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 from harness.errors import ConfigError
-from harness.executors.common import (RunFactory, absolute_paths, config_run_id, first_line, harness_env,
-                                      lost_summary, run_one)
-from harness.lifecycle import ProgressFn
+from harness.executors.base import GPUS_PER_TASK, THREADS, ExecutorFlag, ExecutorSpec
+from harness.executors.common import (
+    RunFactory,
+    absolute_paths,
+    config_run_id,
+    first_line,
+    harness_env,
+    lost_summary,
+    run_one,
+)
+from harness.schema import Option
+
+if TYPE_CHECKING:
+    from harness.lifecycle import ProgressFn
 
 OBJECT_STORE_MB = 200
 
 
-def _ray_task(make_run: RunFactory, cfg: Dict[str, Any], out_dir: str, data_root: Optional[str], device: str,
-              threads: int, queue) -> Dict[str, Any]:
+def _ray_task(
+    make_run: RunFactory, cfg: Dict[str, Any], out_dir: str, data_root: Optional[str], device: str, threads: int, queue
+) -> Dict[str, Any]:
     import ray
 
     def progress(event: Dict[str, Any]) -> None:
@@ -58,11 +71,13 @@ def probe_address(address: str, timeout: float = 10.0) -> None:
         with socket.create_connection((host, port), timeout=timeout):
             return
     except OSError as exc:
-        raise ConfigError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start "
-                          "one with `ray start --head`, or leave --ray-address out to start a local one") from None
+        raise ConfigError(
+            f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start "
+            "one with `ray start --head`, or leave --ray-address out to start a local one"
+        ) from None
 
 
-def _drain(queue, progress: ProgressFn) -> None:
+def _drain(queue, progress: "ProgressFn") -> None:
     from ray.util.queue import Empty
 
     while True:
@@ -78,10 +93,22 @@ def _drain(queue, progress: ProgressFn) -> None:
             progress(ev)
 
 
-def run_ray(todo: List[Dict[str, Any]], make_run: RunFactory, out_dir, data_root, device: str,
-            progress: ProgressFn, workers: int = 1, *, address: Optional[str] = None, threads: Optional[int] = None,
-            gpus_per_task: Optional[float] = None, max_retries: int = 3, num_cpus: Optional[int] = None,
-            object_store_mb: int = OBJECT_STORE_MB) -> List[Dict[str, Any]]:
+def run_ray(
+    todo: List[Dict[str, Any]],
+    make_run: RunFactory,
+    out_dir,
+    data_root,
+    device: str,
+    progress: "ProgressFn",
+    workers: int = 1,
+    *,
+    address: Optional[str] = None,
+    threads: Optional[int] = None,
+    gpus_per_task: Optional[float] = None,
+    max_retries: int = 3,
+    num_cpus: Optional[int] = None,
+    object_store_mb: int = OBJECT_STORE_MB,
+) -> List[Dict[str, Any]]:
     """Run ``todo`` as Ray tasks; returns one summary per run.  ``workers`` is not used: Ray's
     resources (CPUs, GPUs) decide how many runs execute at once."""
     if not todo:
@@ -108,10 +135,13 @@ def run_ray(todo: List[Dict[str, Any]], make_run: RunFactory, out_dir, data_root
         where = f"join the Ray cluster at {address}" if address else "start a local Ray cluster"
         hint = ""
         if "auth" in f"{exc} {exc.__cause__}".lower():
-            hint = (" (the cluster uses token authentication: set RAY_AUTH_MODE=token and give its token in "
-                    "RAY_AUTH_TOKEN or ~/.ray/auth_token)")
-        raise ConfigError(f"--executor ray: could not {where}: {type(exc).__name__}: "
-                          f"{first_line(str(exc))}{hint}") from None
+            hint = (
+                " (the cluster uses token authentication: set RAY_AUTH_MODE=token and give its token in "
+                "RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            )
+        raise ConfigError(
+            f"--executor ray: could not {where}: {type(exc).__name__}: {first_line(str(exc))}{hint}"
+        ) from None
     results: List[Dict[str, Any]] = []
     try:
         cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
@@ -121,8 +151,9 @@ def run_ray(todo: List[Dict[str, Any]], make_run: RunFactory, out_dir, data_root
         task_device = "cuda" if gpus and use_gpu else ("cpu" if device == "auto" else device.split(":")[0])
         n_threads = int(threads or 1)
         queue = Queue(actor_options={"num_cpus": 0})
-        task = ray.remote(_ray_task).options(num_cpus=n_threads, num_gpus=gpus, max_retries=max_retries,
-                                            retry_exceptions=False, name="harness-run")
+        task = ray.remote(_ray_task).options(
+            num_cpus=n_threads, num_gpus=gpus, max_retries=max_retries, retry_exceptions=False, name="harness-run"
+        )
         refs = {task.remote(make_run, cfg, out, data, task_device, n_threads, queue): cfg for cfg in todo}
         pending = list(refs)
         while pending:
@@ -144,4 +175,34 @@ def run_ray(todo: List[Dict[str, Any]], make_run: RunFactory, out_dir, data_root
     return results
 
 
-__all__ = ["run_ray"]
+FLAGS = (
+    THREADS,
+    GPUS_PER_TASK,
+    ExecutorFlag(
+        "--ray-address",
+        "address",
+        Option("join this cluster (e.g. auto, or ray://HOST:10001); default: start a local one", kind=str),
+    ),
+    ExecutorFlag(
+        "--ray-max-retries", "max_retries", Option("retries of a run whose worker died", kind=int, minimum=0, default=3)
+    ),
+)
+
+
+def finish_options(options: Dict[str, Any], profile: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """A wrong ``--ray-address`` is one error line before anything is written."""
+    if options["address"]:
+        probe_address(options["address"])
+    return options
+
+
+SPEC = ExecutorSpec(
+    "ray",
+    "a Ray task per run, on a local or existing Ray cluster",
+    run_ray,
+    flags=FLAGS,
+    package="ray",
+    finish=finish_options,
+)
+
+__all__ = ["run_ray", "probe_address", "SPEC"]

@@ -11,20 +11,15 @@ objective F(w) = L_tr(w, α) + (λ_w/2)‖w‖²::
 
 Everything here works on *objectives* ``f(w, a) -> scalar`` (``w`` and ``a`` are lists of
 tensors) and lists of tensors, so the same code serves a ridge regression with a closed form
-(tests) and the NB201 supernet (``functional_call`` closures, see :mod:`harness.hypergrad.run`).
+(tests) and the NB201 supernet (``functional_call`` closures, see :mod:`harness.hypergrad.measure`).
 
-Estimators of the α-direction each search method descends (MiLeNAS paper §2.2–3.1; spec §2–3, §5):
-
-* ``darts_first_order``   ∇α L_val(w, α)                             (DARTS eq. 7 with ξ = 0)
-* ``darts_second_order``  ∇α L_val(w′, α) − ξ·∇²_{αw} L_tr(w, α)·∇w′ L_val(w′, α),
-  w′ = w − ξ(μb + ∇w L_tr(w, α) + λ_w w)                             (DARTS eq. 7–8; spec §2.4)
-  with the Hessian–vector product either by central finite differences (DARTS eq. 8, radius
-  R = r/‖v‖) or exactly by double backward.
-* ``mixed_level``         ∇α L_tr + λ ∇α L_val (``paper`` form) or ∇α L_val + λ ∇α L_tr (``code``)
-* ``single_level``        ∇α L_tr(w, α)
+The α-directions the search methods descend are the methods' own (``SearchMethod.alpha_directions`` in
+``baselines/``, evaluated on these objectives by ``harness.hypergrad.measure.DirectionProbe``); this module
+holds only the reference side: derivatives, CG, the inner problem and the IFT hypergradient.
 
 Second derivatives are exact double-backward products; no Hessian is ever formed.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,23 +32,21 @@ Tensors = List[torch.Tensor]
 #: an objective (w, α) -> scalar loss; w and α are lists of tensors
 Objective = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], torch.Tensor]
 
-LAMBDA_FORMS = ("paper", "code")
-HVP_KINDS = ("fd", "exact")
-
 
 # --------------------------------------------------------------------------------------------
 # list-of-tensor algebra
+
 
 def detached(ts: Sequence[torch.Tensor], requires_grad: bool = False) -> Tensors:
     return [t.detach().clone().requires_grad_(requires_grad) for t in ts]
 
 
 def dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
-    return sum((x * y).sum() for x, y in zip(a, b))  # type: ignore[return-value]
+    return sum((x * y).sum() for x, y in zip(a, b))
 
 
 def norm(a: Sequence[torch.Tensor]) -> float:
-    return float(torch.sqrt(sum((x.double() ** 2).sum() for x in a)))  # type: ignore[arg-type]
+    return float(torch.sqrt(sum((x.double() ** 2).sum() for x in a)))
 
 
 def axpy(alpha: float, x: Sequence[torch.Tensor], y: Sequence[torch.Tensor]) -> Tensors:
@@ -81,6 +74,7 @@ def relative_error(estimate: Sequence[torch.Tensor], reference: Sequence[torch.T
 # --------------------------------------------------------------------------------------------
 # first and second derivatives of an objective
 
+
 def grad_w(f: Objective, w: Sequence[torch.Tensor], a: Sequence[torch.Tensor]) -> Tensors:
     """∇w f(w, a) (detached)."""
     w_ = detached(w, True)
@@ -98,7 +92,7 @@ def grads(f: Objective, w: Sequence[torch.Tensor], a: Sequence[torch.Tensor]):
     w_, a_ = detached(w, True), detached(a, True)
     loss = f(w_, a_)
     g = torch.autograd.grad(loss, w_ + a_)
-    return loss.detach(), [t.detach() for t in g[:len(w_)]], [t.detach() for t in g[len(w_):]]
+    return loss.detach(), [t.detach() for t in g[: len(w_)]], [t.detach() for t in g[len(w_) :]]
 
 
 class WeightHessian:
@@ -109,8 +103,9 @@ class WeightHessian:
     the proximal weight δ of the inner objective (see ``minimise_inner``).
     """
 
-    def __init__(self, f: Objective, w: Sequence[torch.Tensor], a: Sequence[torch.Tensor], l2: float = 0.0,
-                 shift: float = 0.0):
+    def __init__(
+        self, f: Objective, w: Sequence[torch.Tensor], a: Sequence[torch.Tensor], l2: float = 0.0, shift: float = 0.0
+    ):
         self.w = detached(w, True)
         self.l2 = float(l2) + float(shift)
         loss = f(self.w, detached(a))
@@ -136,38 +131,33 @@ def mixed_hessian_product(f: Objective, w, a, v) -> Tensors:
     return [g.detach() for g in torch.autograd.grad(inner, a_)]
 
 
-def fd_mixed_hessian_product(f: Objective, w, a, v, radius: float = 0.01) -> Tensors:
-    """(∇α f(w + R v, a) − ∇α f(w − R v, a)) / 2R with R = radius/‖v‖ (DARTS eq. 8, footnote 2).
-
-    Same arithmetic as ``DartsSecondOrder.hessian_vector_product`` (quark0 architect.py).
-    """
-    R = radius / torch.cat([t.reshape(-1) for t in v]).norm()
-    w_pos = [wi.detach() + R * vi for wi, vi in zip(w, v)]
-    w_neg = [wi.detach() - R * vi for wi, vi in zip(w, v)]
-    g_pos, g_neg = grad_a(f, w_pos, a), grad_a(f, w_neg, a)
-    return [(gp - gn) / (2 * R) for gp, gn in zip(g_pos, g_neg)]
-
-
 # --------------------------------------------------------------------------------------------
 # conjugate gradient and the inner problem
+
 
 @dataclass
 class CGResult:
     x: Tensors
     iterations: int
-    relative_residual: float           # ‖(H + δI)x − b‖ / ‖b‖, recomputed at the end
+    relative_residual: float  # ‖(H + δI)x − b‖ / ‖b‖, recomputed at the end
     converged: bool
-    negative_curvature: bool           # some search direction p had pᵀ(H + δI)p ≤ 0 (CG stopped there)
+    negative_curvature: bool  # some search direction p had pᵀ(H + δI)p ≤ 0 (CG stopped there)
     damping: float
 
 
-def conjugate_gradient(hvp: Callable[[Tensors], Tensors], b: Sequence[torch.Tensor], tol: float = 1e-8,
-                       max_iters: int = 200, damping: float = 0.0) -> CGResult:
+def conjugate_gradient(
+    hvp: Callable[[Tensors], Tensors],
+    b: Sequence[torch.Tensor],
+    tol: float = 1e-8,
+    max_iters: int = 200,
+    damping: float = 0.0,
+) -> CGResult:
     """Solve (H + δI) x = b by conjugate gradient, H given by products; stops at ‖r‖/‖b‖ < tol.
 
     CG needs H + δI positive definite: it stops when it meets a direction of non-positive
     curvature (reported), keeping the iterate reached so far.
     """
+
     def op(u):
         return axpy(damping, u, hvp(u)) if damping else hvp(u)
 
@@ -200,25 +190,37 @@ def conjugate_gradient(hvp: Callable[[Tensors], Tensors], b: Sequence[torch.Tens
 @dataclass
 class InnerResult:
     w: Tensors
-    grad_norm_start: float             # ‖∇w F‖ at the start (the current search weights)
-    grad_norm: float                   # ‖∇w F‖ at the returned weights
+    grad_norm_start: float  # ‖∇w F‖ at the start (the current search weights)
+    grad_norm: float  # ‖∇w F‖ at the returned weights
     loss_start: float
     loss: float
     iterations: int
-    converged: bool                    # grad_norm < tol
+    converged: bool  # grad_norm < tol
     tol: float
     l2: float
     proximal: float
     solver: str
-    history: List[float] = field(default_factory=list)   # ‖∇w F‖ after each chunk of iterations
-    newton_steps: int = 0              # Newton-CG polishing steps taken after L-BFGS
+    history: List[float] = field(default_factory=list)  # ‖∇w F‖ after each chunk of iterations
+    newton_steps: int = 0  # Newton-CG polishing steps taken after L-BFGS
 
 
-def minimise_inner(f: Objective, w0: Sequence[torch.Tensor], a: Sequence[torch.Tensor], l2: float = 0.0,
-                   tol: float = 1e-6, max_iters: int = 500, solver: str = "lbfgs", lr: float = 0.1,
-                   chunk: int = 10, history_size: int = 50, proximal: float = 0.0,
-                   start: Optional[Sequence[torch.Tensor]] = None, newton_steps: int = 0,
-                   newton_cg_iters: int = 100, patience: int = 5) -> InnerResult:
+def minimise_inner(
+    f: Objective,
+    w0: Sequence[torch.Tensor],
+    a: Sequence[torch.Tensor],
+    l2: float = 0.0,
+    tol: float = 1e-6,
+    max_iters: int = 500,
+    solver: str = "lbfgs",
+    lr: float = 0.1,
+    chunk: int = 10,
+    history_size: int = 50,
+    proximal: float = 0.0,
+    start: Optional[Sequence[torch.Tensor]] = None,
+    newton_steps: int = 0,
+    newton_cg_iters: int = 100,
+    patience: int = 5,
+) -> InnerResult:
     """Minimise F(w) = f(w, a) + (l2/2)‖w‖² + (δ/2)‖w − w0‖² over w until ‖∇w F‖₂ < tol or ``max_iters``.
 
     Starts from ``start`` (default w0; a warm start when δ is lowered step by step).
@@ -235,8 +237,10 @@ def minimise_inner(f: Objective, w0: Sequence[torch.Tensor], a: Sequence[torch.T
     """
     a_fixed = detached(a)
     anchor = detached(w0)
-    w = [t.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-         for t in (w0 if start is None else start)]
+    w = [
+        t.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+        for t in (w0 if start is None else start)
+    ]
 
     def objective() -> torch.Tensor:
         value = f(w, a_fixed)
@@ -255,8 +259,16 @@ def minimise_inner(f: Objective, w0: Sequence[torch.Tensor], a: Sequence[torch.T
     gn, loss, iters, history = gn0, loss0, 0, []
     best, stale = gn0, 0
     if solver == "lbfgs":
-        opt = torch.optim.LBFGS(w, lr=1.0, max_iter=chunk, max_eval=chunk * 2, tolerance_grad=0.0,
-                                tolerance_change=0.0, history_size=history_size, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            w,
+            lr=1.0,
+            max_iter=chunk,
+            max_eval=chunk * 2,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            history_size=history_size,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure():
             opt.zero_grad(set_to_none=True)
@@ -314,23 +326,33 @@ def minimise_inner(f: Objective, w0: Sequence[torch.Tensor], a: Sequence[torch.T
         gn, loss = gn_new, loss_new
         history.append(gn)
         newton += 1
-    return InnerResult([t.detach() for t in w], gn0, gn, loss0, loss, iters, gn < tol, tol, l2, proximal, solver,
-                       history, newton)
+    return InnerResult(
+        [t.detach() for t in w], gn0, gn, loss0, loss, iters, gn < tol, tol, l2, proximal, solver, history, newton
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # the reference hypergradient
 
+
 @dataclass
 class IFTResult:
     hypergradient: Tensors
-    direct: Tensors                    # ∇α L_val(w*, α)
+    direct: Tensors  # ∇α L_val(w*, α)
     cg: CGResult
 
 
-def ift_hypergradient(f_tr: Objective, f_val: Objective, w_star: Sequence[torch.Tensor],
-                      a: Sequence[torch.Tensor], l2: float = 0.0, cg_tol: float = 1e-8,
-                      cg_max_iters: int = 200, proximal: float = 0.0, damping: float = 0.0) -> IFTResult:
+def ift_hypergradient(
+    f_tr: Objective,
+    f_val: Objective,
+    w_star: Sequence[torch.Tensor],
+    a: Sequence[torch.Tensor],
+    l2: float = 0.0,
+    cg_tol: float = 1e-8,
+    cg_max_iters: int = 200,
+    proximal: float = 0.0,
+    damping: float = 0.0,
+) -> IFTResult:
     """dL_val/dα at w* by the IFT: ∇α L_val − ∇²_{αw} L_tr · H⁻¹ ∇w L_val (CG on exact HVPs).
 
     H = ∇²_ww [L_tr + (l2/2)‖w‖² + (δ/2)‖w − w0‖²] at w* = ∇²_ww L_tr + (l2 + δ)I, δ = ``proximal``
@@ -342,73 +364,3 @@ def ift_hypergradient(f_tr: Objective, f_val: Objective, w_star: Sequence[torch.
     cg = conjugate_gradient(WeightHessian(f_tr, w_star, a, l2, proximal), g_val_w, cg_tol, cg_max_iters, damping)
     indirect = mixed_hessian_product(f_tr, w_star, a, cg.x)
     return IFTResult([d - i for d, i in zip(g_val_a, indirect)], g_val_a, cg)
-
-
-# --------------------------------------------------------------------------------------------
-# the methods' α-directions
-
-def darts_first_order(f_val: Objective, w, a) -> Tensors:
-    """DARTS 1st order (spec §2.3): ∇α L_val(w, α)."""
-    return grad_a(f_val, w, a)
-
-
-def darts_virtual_step(f_tr: Objective, w, a, xi: float, momentum: float = 0.0,
-                       momentum_buffers: Optional[Sequence[Optional[torch.Tensor]]] = None,
-                       weight_decay: float = 0.0) -> Tensors:
-    """w′ = w − ξ(μ·b + ∇w L_tr(w, α) + λ_w·w): the next SGD-momentum step, no clipping/Nesterov (spec §2.4)."""
-    g = grad_w(f_tr, w, a)
-    bufs = list(momentum_buffers) if momentum_buffers is not None else [None] * len(g)
-    out = []
-    for wi, gi, bi in zip(w, g, bufs):
-        step = gi + weight_decay * wi.detach()
-        if bi is not None:
-            step = step + momentum * bi
-        out.append(wi.detach() - xi * step)
-    return out
-
-
-@dataclass
-class SecondOrderParts:
-    direction: Tensors
-    w_unrolled: Tensors                # w′
-    v: Tensors                         # ∇w′ L_val(w′, α)
-    direct: Tensors                    # ∇α L_val(w′, α)
-    hvp: Tensors                       # ∇²_{αw} L_tr(w, α)·v (exact or finite-difference)
-
-
-def darts_second_order(f_tr: Objective, f_val: Objective, w, a, xi: float, momentum: float = 0.0,
-                       momentum_buffers=None, weight_decay: float = 0.0, hvp: str = "fd",
-                       fd_radius: float = 0.01) -> SecondOrderParts:
-    """DARTS 2nd order (DARTS eq. 7–8, spec §2.4): ∇α L_val(w′) − ξ·∇²_{αw} L_tr(w)·∇w′ L_val(w′).
-
-    ``hvp="fd"``: central finite differences at w with R = fd_radius/‖v‖ (the method's estimator);
-    ``hvp="exact"``: the same formula with the exact mixed product (double backward).
-    """
-    if hvp not in HVP_KINDS:
-        raise ValueError(f"hvp must be one of {HVP_KINDS}, not {hvp!r}")
-    w1 = darts_virtual_step(f_tr, w, a, xi, momentum, momentum_buffers, weight_decay)
-    _, v, direct = grads(f_val, w1, a)
-    if hvp == "fd":
-        h = fd_mixed_hessian_product(f_tr, w, a, v, fd_radius)
-    else:
-        h = mixed_hessian_product(f_tr, w, a, v)
-    return SecondOrderParts([d - xi * hi for d, hi in zip(direct, h)], w1, v, direct, h)
-
-
-def mixed_level(f_tr: Objective, f_val: Objective, w, a, lam: float = 1.0, form: str = "paper") -> Tensors:
-    """MiLeNAS (paper eq. 5–6, spec §3.1): ∇α L_tr + λ ∇α L_val (``paper``) / ∇α L_val + λ ∇α L_tr (``code``).
-
-    This is the gradient of the mixed-level objective L_tr + λ L_val at the current w — not an
-    estimator of the bilevel hypergradient.
-    """
-    if form not in LAMBDA_FORMS:
-        raise ValueError(f"lambda form must be one of {LAMBDA_FORMS}, not {form!r}")
-    g_tr, g_val = grad_a(f_tr, w, a), grad_a(f_val, w, a)
-    if form == "paper":
-        return [gt + lam * gv for gt, gv in zip(g_tr, g_val)]
-    return [gv + lam * gt for gt, gv in zip(g_tr, g_val)]
-
-
-def single_level(f_tr: Objective, w, a) -> Tensors:
-    """Single-level (spec §5): ∇α L_tr(w, α)."""
-    return grad_a(f_tr, w, a)

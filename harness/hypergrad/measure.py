@@ -21,20 +21,25 @@ errors" that grow "when α is approaching the optima".  Here, at one (w, α) of 
   by BN, the decay term is not), and δ → 0 is the plain bilevel problem.  δ is lowered step by
   step (``proximal`` list, warm starts); the last δ is *the* reference, the others are reported
   (``cosine_by_proximal``).  Inner and CG residuals are returned so that a reader can judge it.
-* **directions** (float32, the search's precision, at the current w, on the same K batches):
-  ``darts-1st``, ``darts-2nd`` (finite-difference HVP, the method's estimator), ``darts-2nd-exact``
-  (the same formula with the exact HVP), ``milenas`` (λ = 1) and ``milenas-lam<λ>``,
-  ``single-level``; and the same on one minibatch pair (batch 0 of each), which is what one search
-  iteration sees.
-* **MiLeNAS, compared twice more** — its direction is the gradient of the mixed-level objective
-  L_tr + λ L_val, not an estimator of the bilevel hypergradient: against the exact gradient of that
-  objective at the current w (K batches, float64: equal to the K-batch direction by construction,
-  so the minibatch direction is the informative one), and against the mixed-level hypergradient
-  d/dα[L_tr(w*(α), α) + λ L_val(w*(α), α)] = ∇α L_tr(w*, α) + λ·h_ref (the paper's eq. 5; the L_tr
-  indirect term vanishes at a stationary w* up to the proximal term, which is neglected).
-* **finite-difference HVP error** — ‖FD − exact‖/‖exact‖ of ∇²_{αw} L_tr·v with DARTS' v and R,
-  FD in float32 and float64, exact in float64, on the supernet as it runs (and on the surrogate).
+* **directions** (float32, the search's precision, at the current w, on the same K batches): every
+  registered method's own formula (``SearchMethod.alpha_directions``, asked through ``DirectionProbe``;
+  methods that return None are not measured), each under the names of ``DirectionSpec`` (``darts-1st``,
+  ``darts-2nd`` with its finite-difference HVP and ``darts-2nd-exact`` with the exact one, ``milenas``,
+  ``milenas-lam0.1`` for a variant, ``single-level``, …); and the same on one minibatch pair (batch 0 of
+  each), which is what one search iteration sees.
+* **each direction against its own objective** — a first-order direction (MiLeNAS: the gradient of
+  L_tr + λ L_val) is not an estimator of the bilevel hypergradient: it is compared with the exact gradient
+  of its own objective at the current w (K batches, float64: equal to the K-batch direction by construction,
+  so the minibatch direction is the informative one), and with its own objective's hypergradient, the
+  method's formula with ∇α L_tr → ∇α L_tr(w*, α) and ∇α L_val → h_ref (MiLeNAS eq. 5: ∇α L_tr(w*) + λ·h_ref).
+  The L_tr term neglects its indirect part −∇²_{αw}L_tr·H⁻¹∇w L_tr(w*), which does not vanish: at the
+  stationary point of the inner objective ∇w L_tr(w*) = −λ_w·w* − δ(w* − w_t), the weight decay and the
+  proximal pull.
+* **finite-difference HVP error** — for a method reporting its Hessian–vector products (DARTS 2nd:
+  ∇²_{αw} L_tr·v with its v and R): ‖FD − exact‖/‖exact‖, FD in float32 and float64, exact in float64, on
+  the supernet as it runs and on the surrogate.
 """
+
 from __future__ import annotations
 
 import copy
@@ -82,8 +87,9 @@ class SupernetObjective:
     should be a private copy, since train-mode BN with running statistics updates its buffers.
     """
 
-    def __init__(self, net: nn.Module, weight_names: Sequence[str], alpha_names: Sequence[str],
-                 batches: Sequence[Batch]):
+    def __init__(
+        self, net: nn.Module, weight_names: Sequence[str], alpha_names: Sequence[str], batches: Sequence[Batch]
+    ):
         self.net = net
         self.weight_names, self.alpha_names = list(weight_names), list(alpha_names)
         dtype = next(net.parameters()).dtype
@@ -104,179 +110,333 @@ class SearchPoint:
     weights: List[torch.Tensor]
     alphas: List[torch.Tensor]
     momentum_buffers: List[Optional[torch.Tensor]]
-    xi: float                   # current weight learning rate η_w(e) (DARTS: ξ = η_w)
+    xi: float  # current weight learning rate η_w(e) (DARTS: ξ = η_w)
     momentum: float
     weight_decay: float
 
     @classmethod
     def from_method(cls, method) -> "SearchPoint":
         bufs = [method.w_opt.state.get(p, {}).get("momentum_buffer") for p in method.weights]
-        return cls([p.detach().clone() for p in method.weights], [a.detach().clone() for a in method.alphas],
-                   [None if b is None else b.detach().clone() for b in bufs], float(method.lr),
-                   float(method.cfg["momentum"]), float(method.cfg["w_wd"]))
+        return cls(
+            [p.detach().clone() for p in method.weights],
+            [a.detach().clone() for a in method.alphas],
+            [None if b is None else b.detach().clone() for b in bufs],
+            float(method.lr),
+            float(method.cfg["momentum"]),
+            float(method.cfg["w_wd"]),
+        )
 
     def to(self, dtype: torch.dtype) -> "SearchPoint":
         cast = lambda ts: [None if t is None else t.to(dtype) for t in ts]  # noqa: E731
-        return SearchPoint(cast(self.weights), cast(self.alphas), cast(self.momentum_buffers), self.xi,
-                           self.momentum, self.weight_decay)
+        return SearchPoint(
+            cast(self.weights),
+            cast(self.alphas),
+            cast(self.momentum_buffers),
+            self.xi,
+            self.momentum,
+            self.weight_decay,
+        )
 
 
-def milenas_name(lam: float, form: str = "paper") -> str:
-    """``milenas`` for λ = 1 (both forms agree), else ``milenas-lam<λ>`` (``-code`` for the code form)."""
-    if float(lam) == 1.0:
-        return "milenas"
-    return f"milenas-lam{float(lam):g}" + ("-code" if form == "code" else "")
+class NotMeasurable(RuntimeError):
+    """A probe was asked for a derivative it does not offer (``HypergradientProbe`` has only ∇α)."""
 
 
-def mixed_level_from_parts(g_tr: E.Tensors, g_val: E.Tensors, lam: float, form: str) -> E.Tensors:
-    """g_tr + λ g_val (paper) / g_val + λ g_tr (code): ``E.mixed_level`` from precomputed gradients."""
-    if form == "paper":
-        return [gt + lam * gv for gt, gv in zip(g_tr, g_val)]
-    return [gv + lam * gt for gt, gv in zip(g_tr, g_val)]
+class DirectionProbe:
+    """The frozen point and the derivatives of its two objectives, as ``SearchMethod.alpha_directions`` asks
+    for them (``split`` = ``"train"`` | ``"val"``; ``weights`` default to the point's)."""
+
+    def __init__(self, f_tr: E.Objective, f_val: E.Objective, point: SearchPoint):
+        self.objectives = {"train": f_tr, "val": f_val}
+        self.weights, self.alphas = point.weights, point.alphas
+        self.momentum_buffers, self.xi = point.momentum_buffers, point.xi
+        self.momentum, self.weight_decay = point.momentum, point.weight_decay
+
+    def _f(self, split: str) -> E.Objective:
+        return self.objectives[split]
+
+    def grad_alpha(self, split: str, weights: Optional[Sequence[torch.Tensor]] = None) -> E.Tensors:
+        return E.grad_a(self._f(split), self.weights if weights is None else weights, self.alphas)
+
+    def grad_weights(self, split: str, weights: Optional[Sequence[torch.Tensor]] = None) -> E.Tensors:
+        return E.grad_w(self._f(split), self.weights if weights is None else weights, self.alphas)
+
+    def grads(self, split: str, weights: Sequence[torch.Tensor]) -> Tuple[E.Tensors, E.Tensors]:
+        _, g_w, g_a = E.grads(self._f(split), weights, self.alphas)
+        return g_a, g_w
+
+    def mixed_hvp(self, split: str, v: Sequence[torch.Tensor]) -> E.Tensors:
+        return E.mixed_hessian_product(self._f(split), self.weights, self.alphas, v)
 
 
-def method_directions(f_tr: E.Objective, f_val: E.Objective, point: SearchPoint,
-                      milenas: Sequence[Tuple[float, str]], fd_radius: float) -> Dict[str, E.Tensors]:
-    """Every method's α-direction at ``point`` on the objectives (f_tr, f_val)."""
-    w, a = point.weights, point.alphas
-    second = dict(xi=point.xi, momentum=point.momentum, momentum_buffers=point.momentum_buffers,
-                  weight_decay=point.weight_decay, fd_radius=fd_radius)
-    out = {"darts-1st": E.darts_first_order(f_val, w, a),
-           "darts-2nd": E.darts_second_order(f_tr, f_val, w, a, hvp="fd", **second).direction,
-           "darts-2nd-exact": E.darts_second_order(f_tr, f_val, w, a, hvp="exact", **second).direction}
-    g_tr, g_val = E.grad_a(f_tr, w, a), E.grad_a(f_val, w, a)
-    for lam, form in milenas:
-        out[milenas_name(lam, form)] = mixed_level_from_parts(g_tr, g_val, lam, form)
-    out["single-level"] = g_tr
+class HypergradientProbe:
+    """∇α of each objective replaced by its hypergradient at the re-trained w*: ``train`` → ∇α L_tr(w*, α)
+    (the total derivative's indirect term −∇²_{αw}L_tr·H⁻¹∇w L_tr(w*) is neglected: at the stationary point of
+    the inner objective ∇w L_tr(w*) = −λ_w·w* − δ(w* − w_t), the weight decay and proximal pull, not zero),
+    ``val`` → the reference h.  A method's formula on this probe is the hypergradient of its own objective;
+    only first-order formulas (∇α only) can be evaluated (others: ``NotMeasurable``)."""
+
+    def __init__(self, g_tr_star: E.Tensors, h_ref: E.Tensors):
+        self._g = {"train": g_tr_star, "val": h_ref}
+
+    def grad_alpha(self, split: str, weights=None) -> E.Tensors:
+        if weights is not None:
+            raise NotMeasurable("hypergradient probe: ∇α at other weights")
+        return self._g[split]
+
+    def __getattr__(self, name: str):
+        raise NotMeasurable(f"hypergradient probe: no {name}")
+
+
+@dataclass(frozen=True)
+class DirectionSpec:
+    """One measured direction: ``name`` (series key), the registered method and the options it runs with."""
+
+    name: str
+    method: str
+    variant: Dict[str, Any]
+    method_cfg: Dict[str, Any]
+
+
+def direction_name(method: str, variant: Dict[str, Any]) -> str:
+    """``milenas`` or, with a variant, ``milenas-lam0.1`` (``harness.config.variant_suffix``)."""
+    from harness.config import variant_suffix
+
+    return method + variant_suffix(variant or {})
+
+
+def directions(probe: Any, specs: Sequence[DirectionSpec]) -> Dict[str, Dict[str, E.Tensors]]:
+    """Each spec's ``alpha_directions`` on ``probe`` (the registered method's own formula); specs whose method
+    has no measurable direction, or that the probe cannot evaluate, are left out."""
+    from harness.registry import get_method
+
+    out = {}
+    for spec in specs:
+        try:
+            res = get_method(spec.method).alpha_directions(probe, spec.method_cfg)
+        except NotMeasurable:
+            continue
+        if res:
+            out[spec.name] = res
     return out
+
+
+def flatten(results: Dict[str, Dict[str, E.Tensors]]) -> Dict[str, E.Tensors]:
+    """``{name: {"": d, "exact": d2, "hvp": …}}`` → ``{name: d, name-exact: d2}`` (Hessian–vector parts left out)."""
+    out = {}
+    for name, res in results.items():
+        for key, d in res.items():
+            if not key.startswith("hvp"):
+                out[name if not key else f"{name}-{key}"] = d
+    return out
+
+
+def method_directions(
+    f_tr: E.Objective, f_val: E.Objective, point: SearchPoint, specs: Sequence[DirectionSpec]
+) -> Dict[str, E.Tensors]:
+    """Every spec's α-direction(s) at ``point`` on the objectives (f_tr, f_val)."""
+    return flatten(directions(DirectionProbe(f_tr, f_val, point), specs))
 
 
 def compare(directions: Dict[str, E.Tensors], reference: E.Tensors) -> Dict[str, Dict[str, float]]:
     ref_norm = E.norm(reference)
-    return {"cosine": {k: E.cosine(d, reference) for k, d in directions.items()},
-            "rel_error": {k: E.relative_error(d, reference) for k, d in directions.items()},
-            "norm_ratio": {k: (E.norm(d) / ref_norm if ref_norm else float("nan")) for k, d in directions.items()}}
+    return {
+        "cosine": {k: E.cosine(d, reference) for k, d in directions.items()},
+        "rel_error": {k: E.relative_error(d, reference) for k, d in directions.items()},
+        "norm_ratio": {k: (E.norm(d) / ref_norm if ref_norm else float("nan")) for k, d in directions.items()},
+    }
 
 
-def fd_hvp_errors(f_tr64: E.Objective, f_val64: E.Objective, f_tr32: E.Objective, p64: SearchPoint,
-                  p32: SearchPoint, fd_radius: float) -> Dict[str, float]:
-    """Relative error of DARTS' finite-difference ∇²_{αw} L_tr·v (v = ∇w′ L_val(w′), R = r/‖v‖) against
-    the exact double-backward product in float64; FD in float32 and float64."""
-    parts = E.darts_second_order(f_tr64, f_val64, p64.weights, p64.alphas, p64.xi, p64.momentum,
-                                 p64.momentum_buffers, p64.weight_decay, hvp="exact")
-    v64, exact64 = parts.v, parts.hvp
-    fd64 = E.fd_mixed_hessian_product(f_tr64, p64.weights, p64.alphas, v64, fd_radius)
-    v32 = [t.float() for t in v64]
-    fd32 = E.fd_mixed_hessian_product(f_tr32, p32.weights, p32.alphas, v32, fd_radius)
-    exact32 = E.mixed_hessian_product(f_tr32, p32.weights, p32.alphas, v32)
-    return {"float32": E.relative_error(fd32, exact64), "float64": E.relative_error(fd64, exact64),
-            "exact_float32": E.relative_error(exact32, exact64),
-            "radius_R": fd_radius / max(E.norm(v64), 1e-300)}
+Results = Dict[str, Dict[str, E.Tensors]]
 
 
-def reference_hypergradients(f_tr: E.Objective, f_val: E.Objective, p64: SearchPoint, inner_cfg: Dict[str, Any],
-                             cg_cfg: Dict[str, Any]) -> List[Dict[str, Any]]:
+def hvp_errors(r32: Results, r64: Results) -> Dict[str, Dict[str, float]]:
+    """For each direction that reports its finite-difference product (``hvp``) and the exact one (``hvp-exact``):
+    ‖FD − exact‖/‖exact‖ with exact in float64, FD in float32 and float64, and the float32 exact product's
+    rounding floor."""
+    out = {}
+    for name, res64 in r64.items():
+        res32 = r32.get(name) or {}
+        if {"hvp", "hvp-exact"} <= set(res64) and {"hvp", "hvp-exact"} <= set(res32):
+            exact = res64["hvp-exact"]
+            out[name] = {
+                "float32": E.relative_error(res32["hvp"], exact),
+                "float64": E.relative_error(res64["hvp"], exact),
+                "exact_float32": E.relative_error(res32["hvp-exact"], exact),
+            }
+    return out
+
+
+def reference_hypergradients(
+    f_tr: E.Objective, f_val: E.Objective, p64: SearchPoint, inner_cfg: Dict[str, Any], cg_cfg: Dict[str, Any]
+) -> List[Dict[str, Any]]:
     """The IFT reference for each δ of ``inner_cfg['proximal']`` (in the given order, warm-started)."""
     l2 = float(inner_cfg["weight_decay"])
     out, start = [], None
     for delta in inner_cfg["proximal"]:
         t = time.perf_counter()
-        inner = E.minimise_inner(f_tr, p64.weights, p64.alphas, l2=l2, tol=float(inner_cfg["tol"]),
-                                 max_iters=int(inner_cfg["max_iters"]), solver=inner_cfg["solver"],
-                                 history_size=int(inner_cfg["history_size"]), proximal=float(delta), start=start,
-                                 patience=int(inner_cfg["patience"]), newton_steps=int(inner_cfg["newton_steps"]),
-                                 newton_cg_iters=int(inner_cfg["newton_cg_iters"]))
+        inner = E.minimise_inner(
+            f_tr,
+            p64.weights,
+            p64.alphas,
+            l2=l2,
+            tol=float(inner_cfg["tol"]),
+            max_iters=int(inner_cfg["max_iters"]),
+            solver=inner_cfg["solver"],
+            history_size=int(inner_cfg["history_size"]),
+            proximal=float(delta),
+            start=start,
+            patience=int(inner_cfg["patience"]),
+            newton_steps=int(inner_cfg["newton_steps"]),
+            newton_cg_iters=int(inner_cfg["newton_cg_iters"]),
+        )
         t_inner = time.perf_counter() - t
         start = inner.w
         t = time.perf_counter()
-        ift = E.ift_hypergradient(f_tr, f_val, inner.w, p64.alphas, l2=l2, cg_tol=float(cg_cfg["tol"]),
-                                  cg_max_iters=int(cg_cfg["max_iters"]), proximal=float(delta),
-                                  damping=float(cg_cfg["damping"]))
+        ift = E.ift_hypergradient(
+            f_tr,
+            f_val,
+            inner.w,
+            p64.alphas,
+            l2=l2,
+            cg_tol=float(cg_cfg["tol"]),
+            cg_max_iters=int(cg_cfg["max_iters"]),
+            proximal=float(delta),
+            damping=float(cg_cfg["damping"]),
+        )
         t_cg = time.perf_counter() - t
         moved = E.norm([a - b for a, b in zip(inner.w, p64.weights)]) / max(E.norm(p64.weights), 1e-300)
         diag = {
-            "proximal": float(delta), "norm": E.norm(ift.hypergradient), "direct_term_norm": E.norm(ift.direct),
-            "inner": {"solver": inner.solver, "tol": inner.tol, "weight_decay": inner.l2,
-                      "grad_norm_start": inner.grad_norm_start, "grad_norm": inner.grad_norm,
-                      "loss_start": inner.loss_start, "loss": inner.loss, "iterations": inner.iterations,
-                      "converged": inner.converged, "relative_weight_change": moved,
-                      "newton_steps": inner.newton_steps,
-                      "grad_norm_history": inner.history, "seconds": t_inner},
-            "cg": {"tol": float(cg_cfg["tol"]), "damping": ift.cg.damping, "iterations": ift.cg.iterations,
-                   "relative_residual": ift.cg.relative_residual, "converged": ift.cg.converged,
-                   "negative_curvature": ift.cg.negative_curvature, "seconds": t_cg},
+            "proximal": float(delta),
+            "norm": E.norm(ift.hypergradient),
+            "direct_term_norm": E.norm(ift.direct),
+            "inner": {
+                "solver": inner.solver,
+                "tol": inner.tol,
+                "weight_decay": inner.l2,
+                "grad_norm_start": inner.grad_norm_start,
+                "grad_norm": inner.grad_norm,
+                "loss_start": inner.loss_start,
+                "loss": inner.loss,
+                "iterations": inner.iterations,
+                "converged": inner.converged,
+                "relative_weight_change": moved,
+                "newton_steps": inner.newton_steps,
+                "grad_norm_history": inner.history,
+                "seconds": t_inner,
+            },
+            "cg": {
+                "tol": float(cg_cfg["tol"]),
+                "damping": ift.cg.damping,
+                "iterations": ift.cg.iterations,
+                "relative_residual": ift.cg.relative_residual,
+                "converged": ift.cg.converged,
+                "negative_curvature": ift.cg.negative_curvature,
+                "seconds": t_cg,
+            },
         }
         diag["ok"] = bool(inner.converged and ift.cg.converged and not ift.cg.negative_curvature)
         out.append({"diagnostics": diag, "hypergradient": ift.hypergradient, "w_star": inner.w})
     return out
 
 
-def measure_point(net: nn.Module, point: SearchPoint, train_batches: Sequence[Batch], val_batches: Sequence[Batch],
-                  settings: Dict[str, Any], milenas: Sequence[Tuple[float, str]]) -> Dict[str, Any]:
+def measure_point(
+    net: nn.Module,
+    point: SearchPoint,
+    train_batches: Sequence[Batch],
+    val_batches: Sequence[Batch],
+    settings: Dict[str, Any],
+    specs: Sequence[DirectionSpec],
+) -> Dict[str, Any]:
     """All comparisons at one (w, α).  ``net`` is not modified (private copies are used).
 
-    ``settings`` = the profile's ``measure`` section with ``inner.weight_decay`` resolved to a number.
+    ``settings`` = the hook's resolved settings (``harness.hypergrad.hook.OPTIONS``; ``inner.weight_decay`` a number).
     """
     timing: Dict[str, float] = {}
     t0 = time.perf_counter()
     wn, an = parameter_names(net)
     smooth = settings.get("smooth_activation")
-    fd_radius = float(settings["fd_radius"])
     p32, p64 = point.to(torch.float32), point.to(torch.float64)
 
-    def objectives(model):
-        return SupernetObjective(model, wn, an, train_batches), SupernetObjective(model, wn, an, val_batches)
+    def probe(model, p, k=None):
+        tr, va = (train_batches, val_batches) if k is None else (train_batches[:k], val_batches[:k])
+        return DirectionProbe(SupernetObjective(model, wn, an, tr), SupernetObjective(model, wn, an, va), p)
 
     run32, run64 = smoothed_copy(net, None, torch.float32), smoothed_copy(net, None, torch.float64)
     sur32, sur64 = smoothed_copy(net, smooth, torch.float32), smoothed_copy(net, smooth, torch.float64)
-    f_run32, f_run64, f_sur32, f_sur64 = objectives(run32), objectives(run64), objectives(sur32), objectives(sur64)
-    mb_sur32 = (SupernetObjective(sur32, wn, an, train_batches[:1]), SupernetObjective(sur32, wn, an, val_batches[:1]))
+    pr_run32, pr_run64, pr_sur32, pr_sur64 = probe(run32, p32), probe(run64, p64), probe(sur32, p32), probe(sur64, p64)
 
     # -- the methods' directions (float32, the search's precision): on the surrogate (compared with the
-    #    reference), on one minibatch pair, and on the supernet as it runs (surrogate fidelity)
-    dirs = method_directions(*f_sur32, p32, milenas, fd_radius)
-    dirs_mb = method_directions(*mb_sur32, p32, milenas, fd_radius)
-    dirs_run = method_directions(*f_run32, p32, milenas, fd_radius) if smooth else dirs
+    #    reference), on one minibatch pair, and on the supernet as it runs (surrogate fidelity); float64 for the
+    #    Hessian–vector product errors and the methods' own objectives
+    res_sur32 = directions(pr_sur32, specs)
+    dirs, dirs_mb = flatten(res_sur32), flatten(directions(probe(sur32, p32, 1), specs))
+    res_run32 = directions(pr_run32, specs) if smooth else res_sur32
+    dirs_run = flatten(res_run32)
+    res_run64, res_sur64 = directions(pr_run64, specs), (directions(pr_sur64, specs) if smooth else None)
+    res_sur64 = res_sur64 if res_sur64 is not None else res_run64
     timing["directions"] = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    fd_run = fd_hvp_errors(*f_run64, f_run32[0], p64, p32, fd_radius)
-    fd_sur = fd_hvp_errors(*f_sur64, f_sur32[0], p64, p32, fd_radius) if smooth else fd_run
-    timing["fd_hvp"] = time.perf_counter() - t
+    hvp_run = hvp_errors(res_run32, res_run64)
+    hvp_sur = hvp_errors(res_sur32, res_sur64) if smooth else hvp_run
 
     t = time.perf_counter()
-    refs = reference_hypergradients(*f_sur64, p64, settings["inner"], settings["cg"])
+    refs = reference_hypergradients(
+        pr_sur64.objectives["train"], pr_sur64.objectives["val"], p64, settings["inner"], settings["cg"]
+    )
     timing["reference"] = time.perf_counter() - t
     primary = refs[-1]
     h_ref = primary["hypergradient"]
 
-    # -- MiLeNAS' own targets (surrogate, float64)
-    g_tr_now, g_val_now = E.grad_a(f_sur64[0], p64.weights, p64.alphas), E.grad_a(f_sur64[1], p64.weights, p64.alphas)
-    g_tr_star = E.grad_a(f_sur64[0], primary["w_star"], p64.alphas)
-    mixed: Dict[str, Dict[str, float]] = {}
-    for lam, form in milenas:
-        name = milenas_name(lam, form)
-        objective_grad = mixed_level_from_parts(g_tr_now, g_val_now, lam, form)
-        mixed_hyper = mixed_level_from_parts(g_tr_star, h_ref, lam, form)
-        mixed[name] = {
-            "cosine_vs_objective_gradient": E.cosine(dirs[name], objective_grad),
-            "cosine_vs_objective_gradient_minibatch": E.cosine(dirs_mb[name], objective_grad),
-            "rel_error_vs_objective_gradient": E.relative_error(dirs[name], objective_grad),
-            "rel_error_vs_objective_gradient_minibatch": E.relative_error(dirs_mb[name], objective_grad),
-            "cosine_vs_mixed_hypergradient": E.cosine(dirs[name], mixed_hyper),
-            "rel_error_vs_mixed_hypergradient": E.relative_error(dirs[name], mixed_hyper),
+    # -- each direction against its own objective (surrogate, float64): the exact gradient of that objective at
+    #    the current w (the method's formula in float64 on the same K batches), and its hypergradient (the formula
+    #    on HypergradientProbe: ∇α L_tr(w*) for L_tr, h_ref for L_val); first-order formulas only
+    own_now = flatten(res_sur64)
+    g_tr_star = E.grad_a(pr_sur64.objectives["train"], primary["w_star"], p64.alphas)
+    own_hyper = flatten(directions(HypergradientProbe(g_tr_star, h_ref), specs))
+    objective: Dict[str, Dict[str, float]] = {}
+    for name, hyper in own_hyper.items():
+        objective[name] = {
+            "cosine_vs_objective_gradient": E.cosine(dirs[name], own_now[name]),
+            "cosine_vs_objective_gradient_minibatch": E.cosine(dirs_mb[name], own_now[name]),
+            "rel_error_vs_objective_gradient": E.relative_error(dirs[name], own_now[name]),
+            "rel_error_vs_objective_gradient_minibatch": E.relative_error(dirs_mb[name], own_now[name]),
+            "cosine_vs_objective_hypergradient": E.cosine(dirs[name], hyper),
+            "rel_error_vs_objective_hypergradient": E.relative_error(dirs[name], hyper),
             "cosine_vs_bilevel_reference": E.cosine(dirs[name], h_ref),
         }
 
+    by_name = {sp.name: sp for sp in specs}
+    about = {
+        (name if not key else f"{name}-{key}"): {
+            "method": by_name[name].method,
+            "variant": by_name[name].variant,
+            "estimator": key,
+        }
+        for name, res in res_sur32.items()
+        for key in res
+        if not key.startswith("hvp")
+    }
     full, mb = compare(dirs, h_ref), compare(dirs_mb, h_ref)
     by_prox = {str(r["diagnostics"]["proximal"]): compare(dirs, r["hypergradient"])["cosine"] for r in refs}
     timing["total"] = time.perf_counter() - t0
-    return {"cosine": full["cosine"], "rel_error": full["rel_error"], "norm_ratio": full["norm_ratio"],
-            "cosine_minibatch": mb["cosine"], "rel_error_minibatch": mb["rel_error"],
-            "cosine_by_proximal": by_prox,
-            "surrogate_cosine": {k: E.cosine(dirs[k], dirs_run[k]) for k in dirs},
-            "cosine_as_run": {k: E.cosine(dirs_run[k], h_ref) for k in dirs},
-            "milenas_comparisons": mixed, "fd_hvp": fd_run, "fd_hvp_surrogate": fd_sur,
-            "reference": primary["diagnostics"], "references": [r["diagnostics"] for r in refs],
-            "direction_norms": {k: E.norm(d) for k, d in dirs.items()},
-            "xi": point.xi, "seconds": timing}
+    return {
+        "directions": about,
+        "cosine": full["cosine"],
+        "rel_error": full["rel_error"],
+        "norm_ratio": full["norm_ratio"],
+        "cosine_minibatch": mb["cosine"],
+        "rel_error_minibatch": mb["rel_error"],
+        "cosine_by_proximal": by_prox,
+        "surrogate_cosine": {k: E.cosine(dirs[k], dirs_run[k]) for k in dirs},
+        "cosine_as_run": {k: E.cosine(dirs_run[k], h_ref) for k in dirs},
+        "objective_comparisons": objective,
+        "hvp_error": {
+            k: {**v, **{f"{kk}_surrogate": vv for kk, vv in hvp_sur.get(k, {}).items()}} for k, v in hvp_run.items()
+        },
+        "reference": primary["diagnostics"],
+        "references": [r["diagnostics"] for r in refs],
+        "direction_norms": {k: E.norm(d) for k, d in dirs.items()},
+        "xi": point.xi,
+        "seconds": timing,
+    }

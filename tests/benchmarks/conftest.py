@@ -4,9 +4,10 @@ The default run has ``--benchmark-disable`` (pyproject addopts): every test in t
 skipped at collection, so it costs nothing.  ``--benchmark-enable`` runs them.
 
 At the end of a benchmark session summary tables are printed: time per search iteration and peak
-memory per method and space, the MiLeNAS / DARTS-2nd ratio per space, and (issue 9) ours ÷ reference
+memory per method and space, the MiLeNAS / DARTS-2nd ratio per space, and (README.md#speed) ours ÷ reference
 per method at the small and the paper size, MiLeNAS ÷ DARTS-2nd fused and not, peak memory at paper size.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple
@@ -15,7 +16,7 @@ import pytest
 
 #: (space, method) -> {"mean_s": float, "peak_rss_mb": float, "step_rss_mb": float}
 RESULTS: Dict[Tuple[str, str], Dict[str, Any]] = {}
-#: (size "small" | "paper", case) -> {"ours_s", "ref_s", "ratio", "threads", "load_avg_1min", ...} (issue 9)
+#: (size "small" | "paper", case) -> {"ours_s", "ref_s", "ratio", "threads", "load_avg_1min", ...} (README.md#speed)
 REF_RESULTS: Dict[Tuple[str, str], Dict[str, Any]] = {}
 #: case -> peak RSS of ours and the reference at paper size
 MEM_RESULTS: Dict[str, Dict[str, Any]] = {}

@@ -21,6 +21,7 @@ to the reference rules, for timing side by side with ours (same process, same ba
   The w step's clip is the NB201 protocol's (over weights and α) for every method, so all five time the
   same work as our NB201 rows.
 """
+
 from __future__ import annotations
 
 from copy import deepcopy
@@ -31,8 +32,13 @@ import torch
 from torch import nn
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-XAUTODL_NAME = {"darts-1st": "DARTS-V1", "darts-2nd": "DARTS-V2", "gdas": "GDAS", "milenas": "DARTS-V1",
-                "single-level": "DARTS-V1"}
+XAUTODL_NAME = {
+    "darts-1st": "DARTS-V1",
+    "darts-2nd": "DARTS-V2",
+    "gdas": "GDAS",
+    "milenas": "DARTS-V1",
+    "single-level": "DARTS-V1",
+}
 REFERENCE_METHODS = tuple(XAUTODL_NAME)
 
 
@@ -48,8 +54,16 @@ def build_reference(method: str, C: int, N: int, lr: float = 0.025, tau: float =
     """(xautodl network, w optimizer, a optimizer) with the NB201 protocol's optimizers."""
     from xautodl.models import get_cell_based_tiny_net
 
-    config = dict(name=XAUTODL_NAME[method], C=C, N=N, max_nodes=4, num_classes=10, space=list(NB201_OPS),
-                  affine=False, track_running_stats=False)
+    config = dict(
+        name=XAUTODL_NAME[method],
+        C=C,
+        N=N,
+        max_nodes=4,
+        num_classes=10,
+        space=list(NB201_OPS),
+        affine=False,
+        track_running_stats=False,
+    )
     net = get_cell_based_tiny_net(config)
     if method == "gdas":
         net.set_tau(tau)
@@ -129,7 +143,7 @@ class ReferenceStep:
             if "arch_parameters" in k:
                 continue
             n = int(np.prod(v.size()))
-            new_params[k] = params[offset: offset + n].view(v.size())
+            new_params[k] = params[offset : offset + n].view(v.size())
             offset += n
         model_dict.update(new_params)
         unrolled.load_state_dict(model_dict)
@@ -152,18 +166,19 @@ class ReferenceStep:
         _, logits = self.net(x)
         return torch.autograd.grad(self.criterion(logits, y), self.net.get_alphas())
 
-    def __call__(self, train_batch: Tuple[torch.Tensor, torch.Tensor],
-                 val_batch: Tuple[torch.Tensor, torch.Tensor]) -> Dict[str, Any]:
+    def __call__(
+        self, train_batch: Tuple[torch.Tensor, torch.Tensor], val_batch: Tuple[torch.Tensor, torch.Tensor]
+    ) -> Dict[str, Any]:
         (x_tr, y_tr), (x_val, y_val) = train_batch, val_batch
         m = self.method
-        if m in ("darts-1st", "gdas"):          # DARTS-V1.py / GDAS.py: w, then α
+        if m in ("darts-1st", "gdas"):  # DARTS-V1.py / GDAS.py: w, then α
             return {"w": self.w_step(x_tr, y_tr), "a": self.a_step_full_backward(x_val, y_val)}
-        if m == "darts-2nd":                    # DARTS-V2.py: unrolled α, then w
+        if m == "darts-2nd":  # DARTS-V2.py: unrolled α, then w
             self.a_opt.zero_grad()
             a = self.backward_step_unrolled(x_tr, y_tr, x_val, y_val)
             self.a_opt.step()
             return {"a": a, "w": self.w_step(x_tr, y_tr)}
-        if m == "milenas":                      # architect.step_milenas, then the w step
+        if m == "milenas":  # architect.step_milenas, then the w step
             self.a_opt.zero_grad()
             g_tr = self._alpha_grad(x_tr, y_tr)
             g_val = self._alpha_grad(x_val, y_val)

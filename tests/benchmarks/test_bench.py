@@ -1,6 +1,6 @@
 """Benchmarks (pytest-benchmark): time per search iteration of every registered method on every
 registered space at fixed small sizes, peak memory per method, data loading, benchmark look-up, and
-ours versus the reference implementations (issue 9): xautodl's own NB201 supernets driven by steps written
+ours versus the reference implementations (README.md#speed): xautodl's own NB201 supernets driven by steps written
 to the reference rules (``tests/benchmarks/reference.py``), interleaved with ours in the same process,
 
 * ``test_versus_reference_small``: one step each, alternately (small NB201 size, 1 thread);
@@ -17,6 +17,7 @@ Run: ``tox -e bench`` (compares against ``tests/benchmarks/baseline/reference.js
 ``reproduce``.  Peak memory: VmHWM (peak RSS) of a fresh subprocess running 3 iterations of the same
 workload (``tests/benchmarks/workload.py``), stored in ``extra_info``.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,14 @@ TARGET_SECONDS = 4.0  # measured time per iteration benchmark (rounds = TARGET /
 
 def _peak_memory(space: str, method: str) -> Dict[str, Any]:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "tests.benchmarks.workload", space, method, "3"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.workload", space, method, "3"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if proc.returncode != 0:
         return {"peak_memory_error": proc.stderr.strip().splitlines()[-1:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -62,12 +69,21 @@ def test_search_iteration(benchmark, space, method):
     benchmark.pedantic(m.step, args=(tr, va), rounds=rounds, iterations=1, warmup_rounds=1)
     mean = benchmark.stats.stats.mean
     mem = _peak_memory(space, method)
-    info = {"space": space, "method": method, "size": describe(space), "threads": torch.get_num_threads(),
-            "seconds_per_iteration": mean, **{k: v for k, v in mem.items() if k not in ("space", "method", "steps")}}
+    info = {
+        "space": space,
+        "method": method,
+        "size": describe(space),
+        "threads": torch.get_num_threads(),
+        "seconds_per_iteration": mean,
+        **{k: v for k, v in mem.items() if k not in ("space", "method", "steps")},
+    }
     if method == "darts2-then-milenas":
         info["note"] = "first 70% of epochs are DARTS-2nd steps: this times epoch 0 (a DARTS-2nd step)"
-    bench_conf.RESULTS[(space, method)] = {"mean_s": mean, "peak_rss_mb": mem.get("peak_rss_mb"),
-                                           "step_rss_mb": mem.get("step_rss_mb")}
+    bench_conf.RESULTS[(space, method)] = {
+        "mean_s": mean,
+        "peak_rss_mb": mem.get("peak_rss_mb"),
+        "step_rss_mb": mem.get("step_rss_mb"),
+    }
     for num, den in PAIRS:
         other = den if method == num else num if method == den else None
         if other and (space, other) in bench_conf.RESULTS:
@@ -90,8 +106,11 @@ def test_augmented_epoch(benchmark, shared_data):
     """One augmented search epoch of batches (NB201 split, 16px, batch 64, 2560/2560 images)."""
     from harness.data import SearchData, SearchDataConfig
 
-    data = SearchData(SearchDataConfig(split="nb201", n_train=2560, n_val=2560, image_size=16, batch_size=64),
-                      torch.device("cpu"), shared_data)
+    data = SearchData(
+        SearchDataConfig(split="nb201", n_train=2560, n_val=2560, image_size=16, batch_size=64),
+        torch.device("cpu"),
+        shared_data,
+    )
     gen = torch.Generator().manual_seed(0)
 
     def epoch() -> int:
@@ -122,22 +141,27 @@ def test_nb201_table_load(benchmark, shared_data):
     from harness.spaces.nb201 import CompactTable
 
     benchmark.group = "nb201 lookup"
-    table = benchmark.pedantic(CompactTable, args=(shared_data / "nas-bench-201" / "nb201_accuracy.csv",),
-                               rounds=5, iterations=1)
+    table = benchmark.pedantic(
+        CompactTable, args=(shared_data / "nas-bench-201" / "nb201_accuracy.csv",), rounds=5, iterations=1
+    )
     assert len(table) == 15625
 
 
 # ------------------------------------------------------------------------------------------------------------
-# ours versus the reference implementations (issue 9)
+# ours versus the reference implementations (README.md#speed)
 
 #: (case name, our method, our variant, reference method): the five methods, and MiLeNAS / single-level fused
-REF_CASES = [("darts-1st", "darts-1st", {}, "darts-1st"), ("darts-2nd", "darts-2nd", {}, "darts-2nd"),
-             ("gdas", "gdas", {}, "gdas"), ("milenas", "milenas", {}, "milenas"),
-             ("single-level", "single-level", {}, "single-level"),
-             ("milenas-fused", "milenas", {"fused": True}, "milenas"),
-             ("single-level-fused", "single-level", {"fused": True}, "single-level")]
+REF_CASES = [
+    ("darts-1st", "darts-1st", {}, "darts-1st"),
+    ("darts-2nd", "darts-2nd", {}, "darts-2nd"),
+    ("gdas", "gdas", {}, "gdas"),
+    ("milenas", "milenas", {}, "milenas"),
+    ("single-level", "single-level", {}, "single-level"),
+    ("milenas-fused", "milenas", {"fused": True}, "milenas"),
+    ("single-level-fused", "single-level", {"fused": True}, "single-level"),
+]
 SMALL_THREADS, PAPER_THREADS = 1, 2
-PAPER_TIMED_EPOCHS, PAPER_STEPS = 3, 1   # after one warm-up epoch; a reference step before each epoch
+PAPER_TIMED_EPOCHS, PAPER_STEPS = 3, 1  # after one warm-up epoch; a reference step before each epoch
 
 
 def _need_reference():
@@ -150,8 +174,15 @@ def _need_reference():
 def _record_ref(size: str, case: str, ours: List[float], ref: List[float], threads: int, **extra) -> Dict[str, Any]:
     import statistics
 
-    row = {"ours_s": statistics.median(ours), "ref_s": statistics.median(ref), "threads": threads,
-           "n_ours": len(ours), "n_ref": len(ref), "load_avg_1min": os.getloadavg()[0], **extra}
+    row = {
+        "ours_s": statistics.median(ours),
+        "ref_s": statistics.median(ref),
+        "threads": threads,
+        "n_ours": len(ours),
+        "n_ref": len(ref),
+        "load_avg_1min": os.getloadavg()[0],
+        **extra,
+    }
     row["ratio"] = row["ours_s"] / row["ref_s"]
     bench_conf.REF_RESULTS[(size, case)] = row
     return row
@@ -196,9 +227,13 @@ def test_search_command_versus_reference_paper(benchmark, shared_data, tmp_path,
     _need_reference()
     torch.set_num_threads(PAPER_THREADS)
     profile = {"name": "bench-paper", "scale": "custom"}
-    part = {"space": "nb201", "supernet": dict(PAPER["supernet"]),
-            "data": {"n_train": 640, "n_val": 640, "n_eval": 60, "image_size": 32, "batch_size": 64},
-            "epochs": 1 + PAPER_TIMED_EPOCHS, "max_steps_per_epoch": PAPER_STEPS}
+    part = {
+        "space": "nb201",
+        "supernet": dict(PAPER["supernet"]),
+        "data": {"n_train": 640, "n_val": 640, "n_eval": 60, "image_size": 32, "batch_size": 64},
+        "epochs": 1 + PAPER_TIMED_EPOCHS,
+        "max_steps_per_epoch": PAPER_STEPS,
+    }
     cfg = C.resolve("nb201", {"method": method, "variant": dict(variant)}, 0, profile, part)
     run = SearchRun(cfg, tmp_path / "runs", shared_data, torch.device("cpu"))
     ref_times: List[float] = []
@@ -206,7 +241,7 @@ def test_search_command_versus_reference_paper(benchmark, shared_data, tmp_path,
 
     def before_epoch(epoch: int) -> None:
         if "ref" not in state:
-            (tr, va), = [b for _, b in zip(range(1), run.data.epoch(torch.Generator().manual_seed(1)))]
+            ((tr, va),) = [b for _, b in zip(range(1), run.data.epoch(torch.Generator().manual_seed(1)))]
             state["ref"], _, _ = build_reference_step(ref_method, PAPER, state=run.net.state_dict())
             state["batches"] = (tr, va)
         times = []
@@ -222,15 +257,26 @@ def test_search_command_versus_reference_paper(benchmark, shared_data, tmp_path,
     rec = benchmark.pedantic(run.run, rounds=1, iterations=1)
     assert rec["status"] == "ok", rec.get("failure")
     ours = [e["epoch_seconds"] / e["iterations"] for e in rec["epochs"][1:]]
-    row = _record_ref("paper", case, ours, ref_times, PAPER_THREADS, size_text=describe("nb201", PAPER),
-                      steady_s=rec["final"]["seconds_per_iteration_steady"])
+    row = _record_ref(
+        "paper",
+        case,
+        ours,
+        ref_times,
+        PAPER_THREADS,
+        size_text=describe("nb201", PAPER),
+        steady_s=rec["final"]["seconds_per_iteration_steady"],
+    )
     benchmark.extra_info.update({"case": case, "size": describe("nb201", PAPER), **row})
 
 
 #: MiLeNAS ÷ DARTS-2nd: these steps round-robin in one test, so every ratio sees the same load
-RATIO_SIDES = [("darts-2nd", "darts-2nd", {}, False), ("milenas", "milenas", {}, False),
-               ("milenas-fused", "milenas", {"fused": True}, False),
-               ("reference darts-2nd", "darts-2nd", {}, True), ("reference milenas", "milenas", {}, True)]
+RATIO_SIDES = [
+    ("darts-2nd", "darts-2nd", {}, False),
+    ("milenas", "milenas", {}, False),
+    ("milenas-fused", "milenas", {"fused": True}, False),
+    ("reference darts-2nd", "darts-2nd", {}, True),
+    ("reference milenas", "milenas", {}, True),
+]
 
 
 @pytest.mark.parametrize("size_name", ["small", "paper"])
@@ -270,19 +316,33 @@ def test_milenas_over_darts2_interleaved(benchmark, size_name):
     benchmark.group = "MiLeNAS ÷ DARTS-2nd, interleaved (one round = every side once)"
     benchmark.pedantic(one_round, rounds=rounds, iterations=1)
     med = {name: statistics.median(v) for name, v in times.items()}
-    row = {"threads": threads, "load_avg_1min": os.getloadavg()[0], "size_text": describe("nb201", size),
-           **{f"{k}_s": v for k, v in med.items()},
-           "milenas_over_darts2": med["milenas"] / med["darts-2nd"],
-           "milenas_fused_over_darts2": med["milenas-fused"] / med["darts-2nd"],
-           "reference_milenas_over_darts2": med["reference milenas"] / med["reference darts-2nd"]}
+    row = {
+        "threads": threads,
+        "load_avg_1min": os.getloadavg()[0],
+        "size_text": describe("nb201", size),
+        **{f"{k}_s": v for k, v in med.items()},
+        "milenas_over_darts2": med["milenas"] / med["darts-2nd"],
+        "milenas_fused_over_darts2": med["milenas-fused"] / med["darts-2nd"],
+        "reference_milenas_over_darts2": med["reference milenas"] / med["reference darts-2nd"],
+    }
     bench_conf.RATIO_RESULTS[size_name] = row
     benchmark.extra_info.update(row)
 
 
 def _peak_memory_paper(method: str, variant: Dict[str, Any], reference: bool) -> Dict[str, Any]:
     env = dict(os.environ, OMP_NUM_THREADS=str(PAPER_THREADS))
-    cmd = [sys.executable, "-m", "tests.benchmarks.workload", "nb201", method, "1", "--size", "paper",
-           "--threads", str(PAPER_THREADS)] + [f"--variant={k}={v}" for k, v in variant.items()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.benchmarks.workload",
+        "nb201",
+        method,
+        "1",
+        "--size",
+        "paper",
+        "--threads",
+        str(PAPER_THREADS),
+    ] + [f"--variant={k}={v}" for k, v in variant.items()]
     if reference:
         cmd.append("--reference")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -302,32 +362,47 @@ def test_peak_memory_paper(benchmark, case, method, variant, ref_method):
     benchmark.group = "peak memory: nb201 paper size (subprocess, 1 iteration)"
     ours = benchmark.pedantic(_peak_memory_paper, args=(method, variant, False), rounds=1, iterations=1)
     ref = _peak_memory_paper(ref_method, {}, True)
-    row = {"ours_peak_rss_mb": ours.get("peak_rss_mb"), "ref_peak_rss_mb": ref.get("peak_rss_mb"),
-           "ours_step_rss_mb": ours.get("step_rss_mb"), "ref_step_rss_mb": ref.get("step_rss_mb")}
+    row = {
+        "ours_peak_rss_mb": ours.get("peak_rss_mb"),
+        "ref_peak_rss_mb": ref.get("peak_rss_mb"),
+        "ours_step_rss_mb": ours.get("step_rss_mb"),
+        "ref_step_rss_mb": ref.get("step_rss_mb"),
+    }
     bench_conf.MEM_RESULTS[case] = row
     benchmark.extra_info.update({"case": case, **row})
 
 
-def reference_lines(results: Dict[Tuple[str, str], Dict[str, Any]], mem: Dict[str, Dict[str, Any]],
-                    ratios: Optional[Dict[str, Dict[str, Any]]] = None) -> List[str]:
-    """The issue-9 table: ours ÷ reference per method and size, MiLeNAS ÷ DARTS-2nd (fused and not)."""
-    lines = [f"{'size':6s} {'case':20s} {'ours s/it':>10s} {'ref s/it':>10s} {'ours/ref':>9s} {'threads':>8s} "
-             f"{'load':>5s}"]
+def reference_lines(
+    results: Dict[Tuple[str, str], Dict[str, Any]],
+    mem: Dict[str, Dict[str, Any]],
+    ratios: Optional[Dict[str, Dict[str, Any]]] = None,
+) -> List[str]:
+    """The ours-vs-reference table (README.md#speed): ours ÷ reference per method and size, MiLeNAS ÷ DARTS-2nd
+    (fused and not)."""
+    lines = [
+        f"{'size':6s} {'case':20s} {'ours s/it':>10s} {'ref s/it':>10s} {'ours/ref':>9s} {'threads':>8s} {'load':>5s}"
+    ]
     for (size, case), r in sorted(results.items()):
-        lines.append(f"{size:6s} {case:20s} {r['ours_s']:10.3f} {r['ref_s']:10.3f} {r['ratio']:9.3f} "
-                     f"{r['threads']:8d} {r['load_avg_1min']:5.1f}")
+        lines.append(
+            f"{size:6s} {case:20s} {r['ours_s']:10.3f} {r['ref_s']:10.3f} {r['ratio']:9.3f} "
+            f"{r['threads']:8d} {r['load_avg_1min']:5.1f}"
+        )
     for size, r in sorted((ratios or {}).items()):
-        lines.append(f"MiLeNAS ÷ DARTS-2nd per iteration, interleaved ({size}: {r['size_text']}, {r['threads']} "
-                     f"thread(s), load {r['load_avg_1min']:.1f}): ours {r['milenas_over_darts2']:.3f}, ours fused "
-                     f"{r['milenas_fused_over_darts2']:.3f}, reference steps {r['reference_milenas_over_darts2']:.3f}"
-                     f"  (s/it: darts-2nd {r['darts-2nd_s']:.3f}, milenas {r['milenas_s']:.3f}, fused "
-                     f"{r['milenas-fused_s']:.3f}; reference {r['reference darts-2nd_s']:.3f} / "
-                     f"{r['reference milenas_s']:.3f})")
+        lines.append(
+            f"MiLeNAS ÷ DARTS-2nd per iteration, interleaved ({size}: {r['size_text']}, {r['threads']} "
+            f"thread(s), load {r['load_avg_1min']:.1f}): ours {r['milenas_over_darts2']:.3f}, ours fused "
+            f"{r['milenas_fused_over_darts2']:.3f}, reference steps {r['reference_milenas_over_darts2']:.3f}"
+            f"  (s/it: darts-2nd {r['darts-2nd_s']:.3f}, milenas {r['milenas_s']:.3f}, fused "
+            f"{r['milenas-fused_s']:.3f}; reference {r['reference darts-2nd_s']:.3f} / "
+            f"{r['reference milenas_s']:.3f})"
+        )
     for case, r in mem.items():
-        lines.append(f"peak RSS paper size {case:16s} ours {r['ours_peak_rss_mb'] or float('nan'):7.0f} MB   "
-                     f"reference {r['ref_peak_rss_mb'] or float('nan'):7.0f} MB   (growth during the iteration: "
-                     f"ours {r['ours_step_rss_mb'] or float('nan'):.0f}, "
-                     f"reference {r['ref_step_rss_mb'] or float('nan'):.0f})")
+        lines.append(
+            f"peak RSS paper size {case:16s} ours {r['ours_peak_rss_mb'] or float('nan'):7.0f} MB   "
+            f"reference {r['ref_peak_rss_mb'] or float('nan'):7.0f} MB   (growth during the iteration: "
+            f"ours {r['ours_step_rss_mb'] or float('nan'):.0f}, "
+            f"reference {r['ref_step_rss_mb'] or float('nan'):.0f})"
+        )
     return lines
 
 

@@ -6,6 +6,7 @@ memory (VmHWM): how the benchmark suite measures peak memory per method (tracema
 allocations).  ``--size paper``: NB201 at paper size (``PAPER``); ``--reference``: the reference-rule step on
 xautodl's supernet (``tests/benchmarks/reference.py``) instead of ours.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ SIZES: Dict[str, Dict[str, Any]] = {
 }
 
 
-#: NB201 at the paper's size (C=16, N=5, 32x32, batch 64): the size of the issue-9 speed goals
+#: NB201 at the paper's size (C=16, N=5, 32x32, batch 64): the size of the speed goals (README.md#speed)
 PAPER: Dict[str, Any] = {"supernet": {"C": 16, "N": 5}, "image_size": 32, "batch_size": 64}
 
 
@@ -32,22 +33,36 @@ def describe(space: str, size: Optional[Dict[str, Any]] = None) -> str:
     return f"{sup}, {s['image_size']}px, batch {s['batch_size']}"
 
 
-def resolved_config(space: str, method: str, seed: int = 0, size: Optional[Dict[str, Any]] = None,
-                    variant: Optional[Dict[str, Any]] = None, overrides: Optional[Dict[str, Any]] = None
-                    ) -> Dict[str, Any]:
+def resolved_config(
+    space: str,
+    method: str,
+    seed: int = 0,
+    size: Optional[Dict[str, Any]] = None,
+    variant: Optional[Dict[str, Any]] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """The resolved config a ``search`` run of ``method`` at ``size`` (default ``SIZES[space]``) would use."""
     from harness import config as C
 
     size = size or SIZES[space]
     profile = {"name": "bench", "scale": "custom"}
-    part = {"space": space, "supernet": dict(size["supernet"]),
-            "data": {"image_size": size["image_size"], "batch_size": size["batch_size"]}}
+    part = {
+        "space": space,
+        "supernet": dict(size["supernet"]),
+        "data": {"image_size": size["image_size"], "batch_size": size["batch_size"]},
+    }
     entry = {"method": method, "variant": dict(variant or {})}
     return C.resolve(space, entry, seed, profile, part, overrides)
 
 
-def build(space: str, method: str, seed: int = 0, size: Optional[Dict[str, Any]] = None,
-          variant: Optional[Dict[str, Any]] = None, overrides: Optional[Dict[str, Any]] = None):
+def build(
+    space: str,
+    method: str,
+    seed: int = 0,
+    size: Optional[Dict[str, Any]] = None,
+    variant: Optional[Dict[str, Any]] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+):
     """(method object, train batch, val batch) with the protocol's config for ``method`` on ``space``,
     built as ``SearchRun.build`` builds it."""
     from harness.registry import get_method, get_space
@@ -124,9 +139,20 @@ def main(argv=None) -> int:
     before = peak_rss_mb()
     for _ in range(args.steps):
         step(tr, va)
-    print(json.dumps({"space": args.space, "method": args.method, "steps": args.steps, "size": args.size,
-                      "reference": args.reference, "rss_before_steps_mb": before,
-                      "peak_rss_mb": peak_rss_mb(), "step_rss_mb": peak_rss_mb() - before}))
+    print(
+        json.dumps(
+            {
+                "space": args.space,
+                "method": args.method,
+                "steps": args.steps,
+                "size": args.size,
+                "reference": args.reference,
+                "rss_before_steps_mb": before,
+                "peak_rss_mb": peak_rss_mb(),
+                "step_rss_mb": peak_rss_mb() - before,
+            }
+        )
+    )
     return 0
 
 

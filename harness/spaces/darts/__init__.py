@@ -5,13 +5,14 @@ codec, derivation rule, model-size keys), ``supernet`` (``DartsSupernet``), ``ev
 (``NetworkCIFAR``/``NetworkImageNet``, parameter counts, ``params_report``), ``zoo`` (published
 genotypes from ``data/published/genotypes.yaml``).
 """
+
 from __future__ import annotations
 
 import functools
 from typing import Any, Dict
 
-from harness.errors import ConfigError
 from harness.registry import register_space
+from harness.schema import Option, validate_section
 from harness.spaces.base import SearchSpace
 from harness.spaces.darts.eval_net import (
     NetworkCIFAR,
@@ -23,10 +24,11 @@ from harness.spaces.darts.eval_net import (
 )
 from harness.spaces.darts.genotype import (
     Genotype,
-    get_genotype,
+    cell_edges,
     conv_counts,
     derive_cell,
     early_stop,
+    get_genotype,
     parse_genotype,
     size_key,
 )
@@ -35,20 +37,35 @@ from harness.spaces.darts.supernet import GUMBEL_SCOPES, DartsSupernet
 from harness.spaces.darts.zoo import zoo_names
 
 __all__ = [
-    "DartsSpace", "DartsSupernet", "Genotype", "NetworkCIFAR", "NetworkImageNet", "OPS", "PRIMITIVES",
-    "conv_counts", "count_parameters_millions", "derive_cell", "early_stop", "eval_network",
-    "eval_params_millions", "get_genotype", "params_report", "parse_genotype", "size_key", "zoo_names",
+    "DartsSpace",
+    "DartsSupernet",
+    "Genotype",
+    "NetworkCIFAR",
+    "NetworkImageNet",
+    "OPS",
+    "PRIMITIVES",
+    "conv_counts",
+    "count_parameters_millions",
+    "derive_cell",
+    "early_stop",
+    "eval_network",
+    "eval_params_millions",
+    "get_genotype",
+    "params_report",
+    "parse_genotype",
+    "size_key",
+    "zoo_names",
 ]
 
-#: supernet config keys and their types (defaults = quark0 search: C=16, 8 cells, 4 nodes)
-SUPERNET_KEYS = {
-    "C": int,
-    "layers": int,
-    "steps": int,
-    "multiplier": int,
-    "stem_multiplier": int,
-    "fixed_reduction": bool,
-    "gumbel_scope": str,
+#: supernet config options (``space_cfg``; defaults = ``DartsSupernet``'s, quark0 search: C=16, 8 cells, 4 nodes)
+SUPERNET_OPTIONS: Dict[str, Option] = {
+    "C": Option("initial channels", int, minimum=1),
+    "layers": Option("cells", int, minimum=1),
+    "steps": Option("intermediate nodes per cell", int, minimum=1),
+    "multiplier": Option("nodes concatenated into a cell's output", int, minimum=1),
+    "stem_multiplier": Option("stem channels = stem_multiplier * C", int, minimum=1),
+    "fixed_reduction": Option("GDAS' fixed reduction cell instead of a searched one", bool),
+    "gumbel_scope": Option("Gumbel sampling once per network or per cell", str, choices=tuple(GUMBEL_SCOPES)),
 }
 
 
@@ -59,22 +76,31 @@ def _params_m(text: str) -> float:
 
 @register_space("darts")
 class DartsSpace(SearchSpace):
+    """The DARTS CNN space: normal and reduction cells of 4 nodes, 8 ops, cells evaluated by retraining."""
+
     ops = PRIMITIVES
+    label = "DARTS space"
+    display_rank = 20
+    cell_judged_by = "evaluation"
+    figure_kinds = ("model_size",)
+    cell_drawing = "two_input"
+    #: the core methods and the paper's variants (λ sweep, Gumbel) are all searched on the DARTS space
+    expected_roles = ("core", "variant")
+    cost_model_keys = ("C", "layers")
+
+    @classmethod
+    def report_cells(cls, text: str):
+        genotype = parse_genotype(text, steps=None)
+        cells = {"normal": cell_edges(genotype.normal)}
+        if genotype.reduce is not None:  # None: the fixed (GDAS) reduction cell
+            cells["reduce"] = cell_edges(genotype.reduce)
+        return cells
+
+    supernet_options = SUPERNET_OPTIONS
 
     def build_supernet(self, cfg: Dict[str, Any], num_classes: int) -> DartsSupernet:
         cfg = dict(cfg or {})
-        unknown = sorted(set(cfg) - set(SUPERNET_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown DARTS supernet config key(s) {', '.join(unknown)}; "
-                              f"valid keys: {', '.join(SUPERNET_KEYS)}")
-        for key, value in cfg.items():
-            typ = SUPERNET_KEYS[key]
-            if typ is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"DARTS supernet config {key} must be a positive integer, got {value!r}")
-            if typ is bool and not isinstance(value, bool):
-                raise ConfigError(f"DARTS supernet config {key} must be true or false, got {value!r}")
-            if typ is str and value not in GUMBEL_SCOPES:
-                raise ConfigError(f"DARTS supernet config {key} must be one of {GUMBEL_SCOPES}, got {value!r}")
+        validate_section(cfg, SUPERNET_OPTIONS, "darts supernet", noun="option")
         return DartsSupernet(num_classes=int(num_classes), **cfg)
 
     def parse_arch(self, text: str) -> Genotype:
@@ -86,8 +112,14 @@ class DartsSpace(SearchSpace):
     def eval_network(self, arch: Any, recipe: Dict[str, Any], num_classes: int = 10) -> NetworkCIFAR:
         """quark0's ``NetworkCIFAR`` at the recipe's size (C, layers, auxiliary head); drop path set per epoch."""
         genotype = arch if isinstance(arch, Genotype) else parse_genotype(str(arch), steps=None)
-        return NetworkCIFAR(genotype, C=recipe["C"], layers=recipe["layers"], num_classes=num_classes,
-                            auxiliary=recipe["auxiliary"], drop_path_prob=0.0)
+        return NetworkCIFAR(
+            genotype,
+            C=recipe["C"],
+            layers=recipe["layers"],
+            num_classes=num_classes,
+            auxiliary=recipe["auxiliary"],
+            drop_path_prob=0.0,
+        )
 
     def arch_info(self, arch: Any) -> Dict[str, Any]:
         genotype = parse_genotype(arch, steps=None)

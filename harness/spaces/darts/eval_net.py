@@ -1,10 +1,12 @@
-"""DARTS evaluation networks (quark0/darts:cnn/model.py, spec §1.5–1.6) and parameter counting.
+"""DARTS evaluation networks (quark0/darts:cnn/model.py; docs/spaces/darts.md#evaluation-network) and parameter counting
+(docs/spaces/darts.md#parameter-counting).
 
 ``NetworkCIFAR`` / ``NetworkImageNet`` build cells from a ``Genotype`` (all BN affine, no BN after
 pooling), apply drop path to non-Identity op outputs in training, and return ``(logits, logits_aux)``
 (``logits_aux`` only in training with ``auxiliary=True``).  FRC genotypes (``reduce is None``) use the
 GDAS fixed reduction cell (affine) for the reduction cells.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,9 +15,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from harness.spaces.base import count_parameters_millions
-
 from harness.errors import ConfigError
+from harness.spaces.base import count_parameters_millions
 from harness.spaces.darts.genotype import Genotype, parse_genotype
 from harness.spaces.darts.ops import OPS, FactorizedReduce, GDASReductionCell, Identity, ReLUConvBN, drop_path
 
@@ -23,8 +24,9 @@ from harness.spaces.darts.ops import OPS, FactorizedReduce, GDASReductionCell, I
 class EvalCell(nn.Module):
     """A cell compiled from a genotype (quark0 ``model.Cell``): node i = op(2i) + op(2i+1)."""
 
-    def __init__(self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
-                 reduction_prev: bool):
+    def __init__(
+        self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+    ):
         super().__init__()
         self.reduction = reduction
         if reduction_prev:
@@ -61,8 +63,9 @@ class EvalCell(nn.Module):
         return torch.cat([states[i] for i in self._concat], dim=1)
 
 
-def _make_cell(genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
-               reduction_prev: bool) -> nn.Module:
+def _make_cell(
+    genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+) -> nn.Module:
     if reduction and genotype.reduce is None:
         return GDASReductionCell(C_prev_prev, C_prev, C, reduction_prev, affine=True)
     return EvalCell(genotype, C_prev_prev, C_prev, C, reduction, reduction_prev)
@@ -128,8 +131,9 @@ class _EvalNetwork(nn.Module):
         self.drop_path_prob = float(drop_path_prob)
         return genotype
 
-    def _build_cells(self, genotype: Genotype, C_prev_prev: int, C_prev: int, C_curr: int,
-                     reduction_prev: bool, num_classes: int) -> None:
+    def _build_cells(
+        self, genotype: Genotype, C_prev_prev: int, C_prev: int, C_curr: int, reduction_prev: bool, num_classes: int
+    ) -> None:
         """Cells with reductions at layers//3 and 2·layers//3; auxiliary head after cell 2·layers//3."""
         self.cells = nn.ModuleList()
         C_to_auxiliary = None
@@ -167,8 +171,15 @@ class NetworkCIFAR(_EvalNetwork):
 
     aux_head_cls = AuxiliaryHeadCIFAR
 
-    def __init__(self, genotype: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
-                 auxiliary: bool = True, drop_path_prob: float = 0.0):
+    def __init__(
+        self,
+        genotype: Any,
+        C: int = 36,
+        layers: int = 20,
+        num_classes: int = 10,
+        auxiliary: bool = True,
+        drop_path_prob: float = 0.0,
+    ):
         super().__init__()
         genotype = self._init_common(genotype, layers, auxiliary, drop_path_prob)
         C_stem = 3 * C  # stem_multiplier 3
@@ -187,8 +198,15 @@ class NetworkImageNet(_EvalNetwork):
 
     aux_head_cls = AuxiliaryHeadImageNet
 
-    def __init__(self, genotype: Any, C: int = 48, layers: int = 14, num_classes: int = 1000,
-                 auxiliary: bool = True, drop_path_prob: float = 0.0):
+    def __init__(
+        self,
+        genotype: Any,
+        C: int = 48,
+        layers: int = 14,
+        num_classes: int = 1000,
+        auxiliary: bool = True,
+        drop_path_prob: float = 0.0,
+    ):
         super().__init__()
         genotype = self._init_common(genotype, layers, auxiliary, drop_path_prob)
         self.stem0 = nn.Sequential(
@@ -215,14 +233,21 @@ class NetworkImageNet(_EvalNetwork):
 NETWORKS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet}
 
 
-
-def eval_network(genotype: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
-                 auxiliary: bool = True, drop_path_prob: float = 0.0, network: str = "cifar") -> nn.Module:
+def eval_network(
+    genotype: Any,
+    C: int = 36,
+    layers: int = 20,
+    num_classes: int = 10,
+    auxiliary: bool = True,
+    drop_path_prob: float = 0.0,
+    network: str = "cifar",
+) -> nn.Module:
     """Build the evaluation network (``network`` = "cifar" or "imagenet")."""
     if network not in NETWORKS:
         raise ConfigError(f"unknown evaluation network {network!r}; expected one of {', '.join(NETWORKS)}")
-    return NETWORKS[network](genotype, C=C, layers=layers, num_classes=num_classes, auxiliary=auxiliary,
-                             drop_path_prob=drop_path_prob)
+    return NETWORKS[network](
+        genotype, C=C, layers=layers, num_classes=num_classes, auxiliary=auxiliary, drop_path_prob=drop_path_prob
+    )
 
 
 def _meta_device():
@@ -232,18 +257,24 @@ def _meta_device():
         return contextlib.nullcontext()
 
 
-def eval_params_millions(genotype: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
-                         network: str = "cifar") -> float:
+def eval_params_millions(
+    genotype: Any, C: int = 36, layers: int = 20, num_classes: int = 10, network: str = "cifar"
+) -> float:
     """Evaluation-network parameter count in millions (auxiliary head excluded), built on the meta device."""
     genotype = _as_genotype(genotype)
     with _meta_device():
-        model = eval_network(genotype, C=C, layers=layers, num_classes=num_classes, auxiliary=False,
-                             network=network)
+        model = eval_network(genotype, C=C, layers=layers, num_classes=num_classes, auxiliary=False, network=network)
     return count_parameters_millions(model)
 
 
-def params_report(text_or_name: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
-                  auxiliary: bool = False, network: str = "cifar") -> Dict[str, Any]:
+def params_report(
+    text_or_name: Any,
+    C: int = 36,
+    layers: int = 20,
+    num_classes: int = 10,
+    auxiliary: bool = False,
+    network: str = "cifar",
+) -> Dict[str, Any]:
     """What ``python -m harness darts params GENOTYPE`` prints.
 
     ``params_M`` follows quark0's convention (auxiliary head excluded); with ``auxiliary=True`` the
@@ -255,15 +286,15 @@ def params_report(text_or_name: Any, C: int = 36, layers: int = 20, num_classes:
     name = text_or_name.strip() if isinstance(text_or_name, str) and text_or_name.strip() in zoo_names() else None
     genotype = parse_genotype(text_or_name, steps=None)
     with _meta_device():
-        model = eval_network(genotype, C=C, layers=layers, num_classes=num_classes, auxiliary=auxiliary,
-                             network=network)
+        model = eval_network(
+            genotype, C=C, layers=layers, num_classes=num_classes, auxiliary=auxiliary, network=network
+        )
     params = count_parameters_millions(model)
     report: Dict[str, Any] = {
         "name": name,
         "genotype": str(genotype),
         "params_M": round(params, 6),
-        "settings": {"C": C, "layers": layers, "num_classes": num_classes, "auxiliary": auxiliary,
-                     "network": network},
+        "settings": {"C": C, "layers": layers, "num_classes": num_classes, "auxiliary": auxiliary, "network": network},
         "fixed_reduction": genotype.reduce is None,
         "conv_counts": conv_counts(genotype),
         "size_key": size_key(genotype),

@@ -10,6 +10,7 @@ lists of ints, so that ``str(genotype)`` is exactly quark0's printed form::
 GDAS fixed-reduction-cell (FRC) genotypes have ``reduce=None`` (as GDAS_F1 in
 D-X-Y/AutoDL-Projects:lib/nas/genotypes.py): the reduction cells are the fixed GDAS cell.
 """
+
 from __future__ import annotations
 
 import ast
@@ -21,7 +22,7 @@ from harness.spaces.darts.ops import FIRST_CONV_INDEX, PRIMITIVES
 from harness.spaces.darts.zoo import _load as _zoo_entries
 from harness.spaces.darts.zoo import zoo_entry, zoo_names, zoo_text
 
-_GenotypeBase = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
+_GenotypeBase = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")  # type: ignore[name-match]
 
 
 def _norm_pairs(pairs: Any) -> Optional[List[Tuple[str, int]]]:
@@ -40,16 +41,19 @@ class Genotype(_GenotypeBase):
     __slots__ = ()
 
     def __new__(cls, normal, normal_concat, reduce, reduce_concat):
-        return super().__new__(cls, _norm_pairs(normal), _norm_concat(normal_concat),
-                               _norm_pairs(reduce), _norm_concat(reduce_concat))
+        return super().__new__(
+            cls, _norm_pairs(normal), _norm_concat(normal_concat), _norm_pairs(reduce), _norm_concat(reduce_concat)
+        )
 
     @property
     def fixed_reduction(self) -> bool:
         return self.reduce is None
 
     def __str__(self) -> str:
-        return (f"Genotype(normal={self.normal!r}, normal_concat={self.normal_concat!r}, "
-                f"reduce={self.reduce!r}, reduce_concat={self.reduce_concat!r})")
+        return (
+            f"Genotype(normal={self.normal!r}, normal_concat={self.normal_concat!r}, "
+            f"reduce={self.reduce!r}, reduce_concat={self.reduce_concat!r})"
+        )
 
     __repr__ = __str__
 
@@ -66,8 +70,13 @@ _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
 def _literal(node: ast.AST, what: str) -> Any:
     """A literal value, also accepting ``range(a, b)`` / ``range(b)`` (quark0/MiLeNAS write concat so)."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range" \
-            and not node.keywords and 1 <= len(node.args) <= 3:
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "range"
+        and not node.keywords
+        and 1 <= len(node.args) <= 3
+    ):
         try:
             args = [ast.literal_eval(a) for a in node.args]
         except ValueError:
@@ -78,8 +87,9 @@ def _literal(node: ast.AST, what: str) -> Any:
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, RecursionError):
-        raise ArchFormatError(f"{what}: not a literal value (only lists, tuples, strings, numbers, "
-                              f"None and range(a, b) are allowed)") from None
+        raise ArchFormatError(
+            f"{what}: not a literal value (only lists, tuples, strings, numbers, None and range(a, b) are allowed)"
+        ) from None
 
 
 def _check_pairs(value: Any, field: str, steps: Optional[int]) -> List[Tuple[str, int]]:
@@ -87,23 +97,26 @@ def _check_pairs(value: Any, field: str, steps: Optional[int]) -> List[Tuple[str
         raise ArchFormatError(f"{field}: expected a list of (op, input) pairs, got {type(value).__name__}")
     n = len(value)
     if steps is not None and n != 2 * steps:
-        raise ArchFormatError(f"{field}: expected {2 * steps} (op, input) pairs (two per node, {steps} nodes), "
-                              f"got {n}")
+        raise ArchFormatError(f"{field}: expected {2 * steps} (op, input) pairs (two per node, {steps} nodes), got {n}")
     if n == 0 or n % 2:
         raise ArchFormatError(f"{field}: expected an even, non-zero number of (op, input) pairs, got {n}")
     out = []
     for p, pair in enumerate(value):
         # AutoDL's stored genotypes carry the probability as a third element: accepted and dropped
-        if not isinstance(pair, (list, tuple)) or len(pair) not in (2, 3) or \
-                (len(pair) == 3 and not isinstance(pair[2], (int, float))):
+        if (
+            not isinstance(pair, (list, tuple))
+            or len(pair) not in (2, 3)
+            or (len(pair) == 3 and not isinstance(pair[2], (int, float)))
+        ):
             raise ArchFormatError(f"{field}[{p}]: expected an (op, input) pair, got {pair!r}")
         op, idx = pair[0], pair[1]
         if not isinstance(op, str) or op not in PRIMITIVES:
             raise ArchFormatError(f"{field}[{p}]: unknown op {op!r}; known ops: {', '.join(PRIMITIVES)}")
         node = p // 2
         if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < node + 2:
-            raise ArchFormatError(f"{field}[{p}]: input index {idx!r} is invalid for node {node} "
-                                  f"(allowed 0..{node + 1})")
+            raise ArchFormatError(
+                f"{field}[{p}]: input index {idx!r} is invalid for node {node} (allowed 0..{node + 1})"
+            )
         out.append((op, idx))
     return out
 
@@ -144,7 +157,7 @@ def parse_genotype(text: Any, steps: Optional[int] = 4) -> Genotype:
     Already-built ``Genotype`` values are validated and returned.  Raises ``ArchFormatError``.
     """
     if isinstance(text, tuple) and getattr(text, "_fields", None) == _GenotypeBase._fields:
-        return validate_genotype(text._asdict(), steps)  # ours, or quark0's own namedtuple
+        return validate_genotype(dict(zip(_GenotypeBase._fields, text)), steps)  # ours, or quark0's namedtuple
     if not isinstance(text, str):
         raise ArchFormatError(f"expected genotype text, got {type(text).__name__}")
     s = text.strip()
@@ -158,12 +171,13 @@ def parse_genotype(text: Any, steps: Optional[int] = 4) -> Genotype:
     try:
         tree = ast.parse(s, mode="eval")
     except SyntaxError as e:
-        raise ArchFormatError(f"genotype text is not valid syntax ({e.msg} at column {e.offset}): {s[:80]!r}") \
-            from None
+        raise ArchFormatError(f"genotype text is not valid syntax ({e.msg} at column {e.offset}): {s[:80]!r}") from None
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"):
-        raise ArchFormatError(f"genotype text must look like Genotype(normal=[...], normal_concat=[...], "
-                              f"reduce=[...], reduce_concat=[...]); got {s[:80]!r}")
+        raise ArchFormatError(
+            f"genotype text must look like Genotype(normal=[...], normal_concat=[...], "
+            f"reduce=[...], reduce_concat=[...]); got {s[:80]!r}"
+        )
     if len(call.args) > len(_FIELDS):
         raise ArchFormatError(f"Genotype(...) takes at most {len(_FIELDS)} fields, got {len(call.args)} positional")
     fields: Dict[str, Any] = {}
@@ -182,7 +196,8 @@ def parse_genotype(text: Any, steps: Optional[int] = 4) -> Genotype:
 
 
 # --------------------------------------------------------------------------------------------
-# derivation (quark0/darts:cnn/model_search.py genotype(), spec §1.4)
+# derivation (quark0/darts:cnn/model_search.py genotype(); docs/spaces/darts.md#derivation-rule)
+
 
 def derive_cell(weights: Sequence[Sequence[float]], steps: int = 4) -> List[Tuple[str, int]]:
     """The quark0 rule on one cell's probabilities (rows = edges in node order, columns = PRIMITIVES).
@@ -198,21 +213,30 @@ def derive_cell(weights: Sequence[Sequence[float]], steps: int = 4) -> List[Tupl
     gene: List[Tuple[str, int]] = []
     start, n = 0, 2
     for _ in range(steps):
-        W = rows[start:start + n]
+        W = rows[start : start + n]
         edges = sorted(range(n), key=lambda j: -max(W[j][k] for k in range(len(W[j])) if k != none))[:2]
         for j in edges:
             k_best = None
             for k in range(len(W[j])):
                 if k != none and (k_best is None or W[j][k] > W[j][k_best]):
                     k_best = k
+            assert k_best is not None  # every row has an op besides `none`
             gene.append((PRIMITIVES[k_best], j))
         start += n
         n += 1
     return gene
 
 
+def cell_edges(pairs: Sequence[Tuple[str, int]]) -> List[Tuple[int, int, str]]:
+    """``(input, node, op)`` of a cell's pairs: inputs 0, 1 are c_{k-2}, c_{k-1}, nodes are 2, 3, ... (two pairs
+    each, in quark0's ``Genotype`` order)."""
+    return [(j, idx // 2 + 2, op) for idx, (op, j) in enumerate(pairs)]
+
+
 # --------------------------------------------------------------------------------------------
-# model size keys and early stopping (MiLeNAS, spec §3.4)
+# model size keys and early stopping (chaoyanghe/MiLeNAS search_space/model_search.py;
+# docs/spaces/darts.md#model-size-keys-and-early-stopping-milenas)
+
 
 def count_convs(pairs: Optional[Sequence[Tuple[str, int]]]) -> int:
     """Number of (op, input) pairs whose op index in PRIMITIVES is >= 4 (sep/dil convs); 0 for None."""

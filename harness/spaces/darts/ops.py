@@ -1,10 +1,11 @@
-"""Operations of the DARTS search space (quark0/darts:cnn/operations.py, described in spec §1.1).
+"""Operations of the DARTS search space (quark0/darts:cnn/operations.py; docs/spaces/darts.md#operations).
 
 ``PRIMITIVES`` is the α column order.  ``OPS[name](C, stride, affine)`` builds one operation with
 ``C`` channels in and out; every convolution is bias-free and every BatchNorm gets ``affine``.
 ``GDASReductionCell`` is the fixed reduction cell of GDAS (FRC) from
-D-X-Y/AutoDL-Projects:xautodl/models/cell_operations.py ``GDAS_Reduction_Cell`` (spec §4.4).
+D-X-Y/AutoDL-Projects:xautodl/models/cell_operations.py ``GDAS_Reduction_Cell`` (docs/spaces/darts.md#gdas-forward).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict
@@ -23,7 +24,9 @@ PRIMITIVES = (
     "dil_conv_5x5",
 )
 
-#: index of the first convolution primitive; ops with index >= this count as convolutions (spec §3.4)
+#: index of the first convolution primitive; ops with index >= this count as convolutions
+#: (chaoyanghe/MiLeNAS search_space/model_search.py genotype();
+#: docs/spaces/darts.md#model-size-keys-and-early-stopping-milenas)
 FIRST_CONV_INDEX = PRIMITIVES.index("sep_conv_3x3")
 
 
@@ -45,13 +48,15 @@ class ReLUConvBN(nn.Module):
 class DilConv(nn.Module):
     """ReLU -> depthwise k×k conv (dilated) -> pointwise 1×1 conv -> BN, applied once."""
 
-    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, dilation: int,
-                 affine: bool = True):
+    def __init__(
+        self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, dilation: int, affine: bool = True
+    ):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                      groups=C_in, bias=False),
+            nn.Conv2d(
+                C_in, C_in, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=C_in, bias=False
+            ),
             nn.Conv2d(C_in, C_out, kernel_size=1, padding=0, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
@@ -176,10 +181,12 @@ class GDASReductionCell(nn.Module):
             self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=affine)
         self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=affine)
         self.ops1 = nn.ModuleList([_factorized_branch(C, affine), _factorized_branch(C, affine)])
-        self.ops2 = nn.ModuleList([
-            nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(C, affine=affine)),
-            nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(C, affine=affine)),
-        ])
+        self.ops2 = nn.ModuleList(
+            [
+                nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(C, affine=affine)),
+                nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(C, affine=affine)),
+            ]
+        )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
         s0 = self.preprocess0(s0)

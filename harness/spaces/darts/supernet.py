@@ -1,17 +1,22 @@
-"""DARTS search supernet (quark0/darts:cnn/model_search.py, spec §1.2–1.3) with a GDAS forward.
+"""DARTS search supernet (quark0/darts:cnn/model_search.py; docs/spaces/darts.md#supernet) with a GDAS forward.
 
-Modes (``Supernet.mode``):
+Edge weights come from the weighting a search method installs (``Supernet.set_weighting``; see
+``harness.spaces.base``):
 
-* ``"softmax"``: every edge computes Σ_k softmax(α_edge)_k · op_k(x) over all 8 ops (DARTS).
-* ``"gumbel"``: one hard Gumbel-softmax straight-through sample per edge (GDAS, spec §4.1);
-  only the sampled op runs and the edge output is ``op_idx(x) · hardwts[idx]`` (the DARTS-space
-  ``MixedOp.forward_gdas`` form).  ``gumbel_scope="network"`` draws one sample per forward per cell
-  type, shared by all cells of that type (AutoDL GDAS); ``"cell"`` draws a fresh sample for every cell
-  (MiLeNAS-Gumbel, spec §3.6).  Samples use torch's global RNG.
+* a mixture (``EdgeWeights.index`` None): every edge computes Σ_k w[e, k] · op_k(x) (DARTS: softmax(α), all 8 ops);
+* a sampled op per edge (``index`` given; GDAS's hard Gumbel-softmax straight-through sample,
+  docs/methods/gdas.md#what-it-computes): only the sampled op runs and the edge output is ``op_idx(x) · w[idx]``
+  (the DARTS-space ``MixedOp.forward_gdas`` form).
 
-``fixed_reduction=True`` is GDAS-FRC (spec §4.4): the reduction cells are the fixed GDAS cell and only
-``alphas_normal`` exists.
+When the weighting is asked: scope ``network`` once per forward per α tensor (normal, then reduce), shared by all
+cells of that type (AutoDL GDAS); scope ``cell`` afresh for every cell (MiLeNAS-Gumbel,
+chaoyanghe/MiLeNAS search_space/model_search_gumbel_softmax.py).  A weighting without a scope of its own follows the
+space config ``gumbel_scope`` (``Supernet.default_scope``); docs/spaces/darts.md#gdas-forward.
+
+``fixed_reduction=True`` is GDAS-FRC (docs/spaces/darts.md#gdas-forward): the reduction cells are the fixed GDAS
+cell and only ``alphas_normal`` exists.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -21,11 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import ConfigError
-from harness.spaces.base import Supernet, chain_sum, hard_gumbel_softmax
+from harness.spaces.base import WEIGHTING_SCOPES, EdgeWeights, Supernet, chain_sum, hard_gumbel_softmax
 from harness.spaces.darts.genotype import Genotype, derive_cell
 from harness.spaces.darts.ops import OPS, PRIMITIVES, FactorizedReduce, GDASReductionCell, ReLUConvBN
 
-GUMBEL_SCOPES = ("network", "cell")
+GUMBEL_SCOPES = WEIGHTING_SCOPES  #: values of the space config ``gumbel_scope``
 
 
 def gumbel_hard_sample(alpha: torch.Tensor, tau: float) -> Tuple[torch.Tensor, List[int]]:
@@ -60,8 +65,9 @@ class MixedOp(nn.Module):
 class SearchCell(nn.Module):
     """quark0 search cell: preprocess (affine=False), ``steps`` nodes over all previous states."""
 
-    def __init__(self, steps: int, multiplier: int, C_prev_prev: int, C_prev: int, C: int,
-                 reduction: bool, reduction_prev: bool):
+    def __init__(
+        self, steps: int, multiplier: int, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+    ):
         super().__init__()
         self.reduction = reduction
         if reduction_prev:
@@ -77,27 +83,40 @@ class SearchCell(nn.Module):
                 stride = 2 if reduction and j < 2 else 1
                 self._ops.append(MixedOp(C, stride))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
-                indices: Optional[List[int]] = None) -> torch.Tensor:
+    def forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, indices: Optional[List[int]] = None
+    ) -> torch.Tensor:
         s0 = self.preprocess0(s0)
         s1 = self.preprocess1(s1)
         states = [s0, s1]
         offset = 0
         rows = weights.unbind(0)
         for _ in range(self._steps):
-            s = chain_sum([self._ops[offset + j](h, rows[offset + j], None if indices is None else indices[offset + j])
-                            for j, h in enumerate(states)])
+            s = chain_sum(
+                [
+                    self._ops[offset + j](h, rows[offset + j], None if indices is None else indices[offset + j])
+                    for j, h in enumerate(states)
+                ]
+            )
             offset += len(states)
             states.append(s)
-        return torch.cat(states[-self.multiplier:], dim=1)
+        return torch.cat(states[-self.multiplier :], dim=1)
 
 
 class DartsSupernet(Supernet):
     """The DARTS search network (defaults: C=16, 8 cells, 4 nodes; 1.930618 M weights)."""
 
-    def __init__(self, C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4,
-                 stem_multiplier: int = 3, num_classes: int = 10, fixed_reduction: bool = False,
-                 gumbel_scope: str = "network"):
+    def __init__(
+        self,
+        C: int = 16,
+        layers: int = 8,
+        steps: int = 4,
+        multiplier: int = 4,
+        stem_multiplier: int = 3,
+        num_classes: int = 10,
+        fixed_reduction: bool = False,
+        gumbel_scope: str = "network",
+    ):
         super().__init__()
         if gumbel_scope not in GUMBEL_SCOPES:
             raise ConfigError(f"gumbel_scope must be one of {GUMBEL_SCOPES}, got {gumbel_scope!r}")
@@ -114,6 +133,7 @@ class DartsSupernet(Supernet):
         self._num_classes = num_classes
         self.fixed_reduction = bool(fixed_reduction)
         self.gumbel_scope = gumbel_scope
+        self.default_scope = gumbel_scope  # when a weighting without a scope of its own is asked
 
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
@@ -138,7 +158,7 @@ class DartsSupernet(Supernet):
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(k, len(PRIMITIVES)))
         if not self.fixed_reduction:
             self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(k, len(PRIMITIVES)))
-        #: sampled op indices of every cell in the last gumbel forward (None for FRC cells), for inspection
+        #: sampled op indices of every cell in the last sampled forward (None for FRC cells and mixtures)
         self.last_indices: List[Optional[List[int]]] = []
 
     # ---- α ---------------------------------------------------------------------------------
@@ -157,31 +177,27 @@ class DartsSupernet(Supernet):
         x = self.as_input(x)
         s0 = s1 = self.stem(x)
         self.last_indices = []
-        if self.mode == "softmax":
-            probs = {id(a): F.softmax(a, dim=-1) for a in self.alphas()}
-            for cell in self.cells:
-                if isinstance(cell, GDASReductionCell):
-                    s0, s1 = s1, cell(s0, s1)
-                else:
-                    s0, s1 = s1, cell(s0, s1, probs[id(self._alpha_of(cell))])
-        elif self.mode == "gumbel":
-            shared: Dict[int, Tuple[torch.Tensor, List[int]]] = {}
-            if self.gumbel_scope == "network":  # normal first, then reduce (AutoDL order)
-                for a in self.alphas():
-                    shared[id(a)] = gumbel_hard_sample(a, self.tau)
-            for cell in self.cells:
-                if isinstance(cell, GDASReductionCell):
-                    self.last_indices.append(None)
-                    s0, s1 = s1, cell(s0, s1)
-                    continue
-                alpha = self._alpha_of(cell)
-                hardwts, index = shared[id(alpha)] if shared else gumbel_hard_sample(alpha, self.tau)
-                self.last_indices.append(index)
-                s0, s1 = s1, cell(s0, s1, hardwts, index)
-        else:  # pragma: no cover - set_mode validates
-            raise ValueError(f"unknown forward mode {self.mode!r}")
+        shared: Dict[int, Tuple[torch.Tensor, Optional[List[int]]]] = {}
+        if self.weighting_scope == "network":  # normal first, then reduce (AutoDL order)
+            for a in self.alphas():
+                shared[id(a)] = self._weights_of(a)
+        for cell in self.cells:
+            if isinstance(cell, GDASReductionCell):
+                self.last_indices.append(None)
+                s0, s1 = s1, cell(s0, s1)
+                continue
+            alpha = self._alpha_of(cell)
+            weights, index = shared[id(alpha)] if shared else self._weights_of(alpha)
+            self.last_indices.append(index)
+            s0, s1 = s1, cell(s0, s1, weights, index)
         out = self.global_pooling(s1)
         return self.classifier(out.view(out.size(0), -1))
+
+    def _weights_of(self, alpha: torch.Tensor) -> Tuple[torch.Tensor, Optional[List[int]]]:
+        """Ask the weighting once: (weights, sampled op per edge as a host list — the one host transfer of a
+        sampled forward — or None for a mixture)."""
+        ew: EdgeWeights = self.edge_weights(alpha)
+        return ew.weights, ew.index_list()
 
     # ---- architecture ----------------------------------------------------------------------
     def alpha_probabilities(self) -> Dict[str, List[List[float]]]:
@@ -192,7 +208,7 @@ class DartsSupernet(Supernet):
         return out
 
     def derive(self) -> Genotype:
-        """quark0 rule on softmax(α) (spec §1.4); FRC genotypes have ``reduce=None``."""
+        """quark0 rule on softmax(α) (docs/spaces/darts.md#derivation-rule); FRC genotypes have ``reduce=None``."""
         probs = self.alpha_probabilities()
         concat = list(range(2 + self._steps - self._multiplier, self._steps + 2))
         normal = derive_cell(probs["normal"], self._steps)

@@ -3,6 +3,7 @@
 Each entry: ``name``, optional ``aliases``, ``genotype`` (quark0 text form), ``source``
 (``owner/repo:path``), optional ``published`` numbers, ``inferred`` and ``computed_params_M``.
 """
+
 from __future__ import annotations
 
 import functools

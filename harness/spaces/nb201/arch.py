@@ -1,4 +1,5 @@
-"""NAS-Bench-201 architecture value, its official string, and the official benchmark index (spec §6.3).
+"""NAS-Bench-201 architecture value, its official string, and the official benchmark index
+(docs/spaces/nb201.md#architecture-string-and-benchmark-index).
 
 An architecture is the 6 operation names of the cell's edges in α row order
 (``1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2``).  Its text form is the official string
@@ -10,6 +11,7 @@ AutoDL-Projects ``exps/NAS-Bench-201/main.py generate_meta_info`` does: enumerat
 ``NB201_OPS`` order — i.e. the lexicographic product over the 6 edges in α row order), then
 ``random.seed(88); random.shuffle(archs)``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -37,7 +39,8 @@ def _format_error(text: str, problem: str) -> ArchFormatError:
     return ArchFormatError(
         f"malformed NAS-Bench-201 arch string {text!r}: {problem}. Expected the format "
         f"{EXPECTED_FORMAT} (3 nodes joined by '+', every edge written out in ascending input "
-        f"order, op one of: {_OPS_TEXT}), e.g. {_EXAMPLE}")
+        f"order, op one of: {_OPS_TEXT}), e.g. {_EXAMPLE}"
+    )
 
 
 class NB201Arch(tuple):
@@ -69,6 +72,10 @@ class NB201Arch(tuple):
         """Same as ``str(arch)`` (the xautodl / nas_201_api ``Structure.tostr`` name)."""
         return str(self)
 
+    def edges(self) -> List[Tuple[int, int, str]]:
+        """``(input node j, node i, op)`` of every edge ``i<-j``, in α row order (``none`` included)."""
+        return [(j, i, op) for (i, j), op in zip(EDGES, self)]
+
     @classmethod
     def parse(cls, text: str) -> "NB201Arch":
         if isinstance(text, NB201Arch):
@@ -85,8 +92,11 @@ class NB201Arch(tuple):
                 raise _format_error(text, f"node {i} ({node!r}) must start and end with '|'")
             items = node[1:-1].split("|")
             if len(items) != i:
-                raise _format_error(text, f"node {i} must list exactly {i} incoming edge(s) "
-                                          f"(inputs 0..{i - 1}), found {len(items)} in {node!r}")
+                raise _format_error(
+                    text,
+                    f"node {i} must list exactly {i} incoming edge(s) "
+                    f"(inputs 0..{i - 1}), found {len(items)} in {node!r}",
+                )
             for j, item in enumerate(items):
                 m = re.fullmatch(r"([A-Za-z0-9_]+)~(\d+)", item)
                 if not m:
@@ -95,14 +105,17 @@ class NB201Arch(tuple):
                 if op not in NB201_OPS:
                     raise _format_error(text, f"unknown operation {op!r} on node {i}")
                 if src != j:
-                    raise _format_error(text, f"edge {j + 1} of node {i} has input {src}, expected {j} "
-                                              f"(inputs must be 0..{i - 1} in ascending order)")
+                    raise _format_error(
+                        text,
+                        f"edge {j + 1} of node {i} has input {src}, expected {j} "
+                        f"(inputs must be 0..{i - 1} in ascending order)",
+                    )
                 ops[(i, j)] = op
         return cls(ops[e] for e in EDGES)
 
     # -- benchmark index -------------------------------------------------------------------
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]  # the official benchmark index, not tuple.index
         return _arch_to_index()[tuple(self)]
 
     @classmethod

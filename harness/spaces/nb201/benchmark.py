@@ -11,6 +11,7 @@ Both kinds give the same column names (``COLUMNS``, described in ``COLUMN_DOCS``
 ``find_benchmark(data_dir)`` picks what the data folder holds; ``lookup_json(query)`` answers one
 query (arch string or index) as a JSON-able dict.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,38 +22,45 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from harness.errors import ArchFormatError, DataError
-from harness.paths import PROJECT_ROOT, data_dir as _data_dir
+from harness.paths import PROJECT_ROOT
+from harness.paths import data_dir as _data_dir
 from harness.spaces.nb201.arch import NUM_ARCHS, NB201Arch
 
 PathLike = Union[str, Path]
 
 #: accuracy columns (%), in the compact table's order
 COLUMNS: Tuple[str, ...] = (
-    "cifar10_test_200ep", "cifar100_test_200ep", "imagenet16_120_test_200ep",
-    "cifar10_valid_val_12ep", "cifar10_test_12ep", "cifar100_val_12ep", "cifar100_test_12ep",
-    "imagenet16_120_val_12ep", "imagenet16_120_test_12ep",
+    "cifar10_test_200ep",
+    "cifar100_test_200ep",
+    "imagenet16_120_test_200ep",
+    "cifar10_valid_val_12ep",
+    "cifar10_test_12ep",
+    "cifar100_val_12ep",
+    "cifar100_test_12ep",
+    "imagenet16_120_val_12ep",
+    "imagenet16_120_test_12ep",
 )
 
 _SEEDS = "mean over the benchmark's seeds"
 COLUMN_DOCS: Dict[str, str] = {
     "cifar10_test_200ep": "CIFAR-10 test accuracy (%), 10k test set, model trained on the full 50k train set, "
-                          f"200-epoch schedule, {_SEEDS} (NAS-Bench-201 'cifar10' ori-test, hp=200)",
+    f"200-epoch schedule, {_SEEDS} (NAS-Bench-201 'cifar10' ori-test, hp=200)",
     "cifar100_test_200ep": "CIFAR-100 test accuracy (%), x-test half (5k) of the test set, 200-epoch schedule, "
-                           f"{_SEEDS} (NAS-Bench-201 'cifar100' x-test, hp=200)",
+    f"{_SEEDS} (NAS-Bench-201 'cifar100' x-test, hp=200)",
     "imagenet16_120_test_200ep": "ImageNet16-120 test accuracy (%), x-test half (3k) of the test set, 200-epoch "
-                                 f"schedule, {_SEEDS} (NAS-Bench-201 'ImageNet16-120' x-test, hp=200)",
+    f"schedule, {_SEEDS} (NAS-Bench-201 'ImageNet16-120' x-test, hp=200)",
     "cifar10_valid_val_12ep": "CIFAR-10 validation accuracy (%), trained on the 25k train split, evaluated on the "
-                              f"other 25k (x-valid), 12-epoch schedule, {_SEEDS} ('cifar10-valid' x-valid, hp=12)",
+    f"other 25k (x-valid), 12-epoch schedule, {_SEEDS} ('cifar10-valid' x-valid, hp=12)",
     "cifar10_test_12ep": "CIFAR-10 test accuracy (%), 10k test set, model trained on the full 50k train set, "
-                         f"12-epoch schedule, {_SEEDS} ('cifar10' ori-test, hp=12)",
+    f"12-epoch schedule, {_SEEDS} ('cifar10' ori-test, hp=12)",
     "cifar100_val_12ep": "CIFAR-100 validation accuracy (%), x-valid half (5k) of the test set, 12-epoch "
-                         f"schedule, {_SEEDS} ('cifar100' x-valid, hp=12)",
+    f"schedule, {_SEEDS} ('cifar100' x-valid, hp=12)",
     "cifar100_test_12ep": "CIFAR-100 test accuracy (%), x-test half (5k) of the test set, 12-epoch schedule, "
-                          f"{_SEEDS} ('cifar100' x-test, hp=12)",
+    f"{_SEEDS} ('cifar100' x-test, hp=12)",
     "imagenet16_120_val_12ep": "ImageNet16-120 validation accuracy (%), x-valid half (3k) of the test set, "
-                               f"12-epoch schedule, {_SEEDS} ('ImageNet16-120' x-valid, hp=12)",
+    f"12-epoch schedule, {_SEEDS} ('ImageNet16-120' x-valid, hp=12)",
     "imagenet16_120_test_12ep": "ImageNet16-120 test accuracy (%), x-test half (3k) of the test set, 12-epoch "
-                                f"schedule, {_SEEDS} ('ImageNet16-120' x-test, hp=12)",
+    f"schedule, {_SEEDS} ('ImageNet16-120' x-test, hp=12)",
 }
 
 #: column -> (dataset, hp, key of get_more_info(index, dataset, hp=hp, is_random=False))
@@ -76,8 +84,7 @@ OFFICIAL_NAMES: Tuple[str, ...] = (
 )
 MANIFEST_PATH = PROJECT_ROOT / "data" / "manifests" / "nb201.json"
 #: fallback when the project's data/manifests is not shipped (a test checks both agree)
-_FALLBACK_MANIFEST = {"sha256": "8368174d6fbee14f2f3013fdb209a4e451d59db155d02b080d03b8da040de21c",
-                      "rows": NUM_ARCHS}
+_FALLBACK_MANIFEST = {"sha256": "8368174d6fbee14f2f3013fdb209a4e451d59db155d02b080d03b8da040de21c", "rows": NUM_ARCHS}
 
 
 class BenchmarkNotFoundError(DataError):
@@ -121,7 +128,8 @@ def _load_compact(path: Path, verify: bool) -> Tuple[str, List[Dict[str, float]]
         raise DataError(
             f"checksum mismatch for the NAS-Bench-201 compact table {path}: expected sha256 "
             f"{manifest['sha256']}, got {digest} (from {MANIFEST_PATH.name}); the file is corrupt or "
-            f"not the expected nb201_accuracy.csv — replace it with a fresh copy")
+            f"not the expected nb201_accuracy.csv — replace it with a fresh copy"
+        )
     rows: List[Optional[Dict[str, float]]] = [None] * NUM_ARCHS
     try:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -134,15 +142,17 @@ def _load_compact(path: Path, verify: bool) -> Tuple[str, List[Dict[str, float]]
                 if not 0 <= idx < NUM_ARCHS or rows[idx] is not None:
                     raise DataError(f"{path}: bad or duplicate index {idx}")
                 if line["arch"] != str(NB201Arch.from_index(idx)):
-                    raise DataError(f"{path}: row {idx} has arch {line['arch']!r}, but the official "
-                                    f"NAS-Bench-201 index {idx} is {str(NB201Arch.from_index(idx))!r}")
+                    raise DataError(
+                        f"{path}: row {idx} has arch {line['arch']!r}, but the official "
+                        f"NAS-Bench-201 index {idx} is {str(NB201Arch.from_index(idx))!r}"
+                    )
                 rows[idx] = {c: float(line[c]) for c in COLUMNS}
     except (ValueError, KeyError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: unreadable NAS-Bench-201 compact table ({exc})") from exc
     if any(r is None for r in rows):
         n = sum(r is not None for r in rows)
         raise DataError(f"{path}: expected {NUM_ARCHS} rows (one per architecture), found {n}")
-    result = (digest, rows)  # type: ignore[assignment]
+    result = (digest, rows)
     _TABLE_CACHE[key] = result  # type: ignore[assignment]
     return result  # type: ignore[return-value]
 
@@ -215,12 +225,16 @@ class OfficialBenchmark:
         try:
             if name.endswith(".pth") and name.startswith("NAS-Bench-201"):
                 from nas_201_api import NASBench201API
+
                 return NASBench201API(str(path), verbose=False)
             from nats_bench import create
+
             return create(str(path), "tss", fast_mode=True, verbose=False)
         except ImportError as exc:
-            raise DataError(f"reading {path} needs the official API package ({exc}); "
-                            f"install it with `pip install nas-bench-201 nats_bench`") from exc
+            raise DataError(
+                f"reading {path} needs the official API package ({exc}); "
+                f"install it with `pip install nas-bench-201 nats_bench`"
+            ) from exc
 
     def index_of(self, arch: NB201Arch) -> int:
         index = arch.index
@@ -228,8 +242,10 @@ class OfficialBenchmark:
         if query is not None:
             official = int(query(str(arch)))
             if official != index:
-                raise DataError(f"{self.path}: the benchmark puts {arch} at index {official}, but the "
-                                f"NAS-Bench-201 order gives {index}")
+                raise DataError(
+                    f"{self.path}: the benchmark puts {arch} at index {official}, but the "
+                    f"NAS-Bench-201 order gives {index}"
+                )
         return index
 
     def lookup(self, arch: Union[NB201Arch, str]) -> Dict[str, Optional[float]]:
@@ -287,7 +303,8 @@ def find_benchmark(data_dir: Optional[PathLike] = None):
     listing = "\n  ".join(str(p) for p in paths)
     raise BenchmarkNotFoundError(
         "no NAS-Bench-201 benchmark found in the data folder "
-        f"{_data_dir(data_dir)} (set --data-dir or $HARNESS_DATA); looked for:\n  {listing}")
+        f"{_data_dir(data_dir)} (set --data-dir or $HARNESS_DATA); looked for:\n  {listing}"
+    )
 
 
 def resolve_query(query: Union[str, int]) -> NB201Arch:
@@ -300,8 +317,7 @@ def resolve_query(query: Union[str, int]) -> NB201Arch:
     if isinstance(query, int) or re.fullmatch(r"[+-]?\d+", text):
         index = int(text)
         if not 0 <= index < NUM_ARCHS:
-            raise ArchFormatError(f"NAS-Bench-201 index {index} is out of range: valid indices are "
-                                  f"0..{NUM_ARCHS - 1}")
+            raise ArchFormatError(f"NAS-Bench-201 index {index} is out of range: valid indices are 0..{NUM_ARCHS - 1}")
         return NB201Arch.from_index(index)
     return NB201Arch.parse(text)
 

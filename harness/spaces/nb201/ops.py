@@ -1,4 +1,5 @@
-"""NAS-Bench-201 candidate operations and fixed blocks (spec §6.1–6.2).
+"""NAS-Bench-201 candidate operations and fixed blocks (D-X-Y/AutoDL-Projects xautodl/models/cell_operations.py;
+docs/spaces/nb201.md#operations).
 
 Built the way D-X-Y/AutoDL-Projects (``xautodl/models/cell_operations.py``) builds them, with the
 same submodule names, so that a state dict of xautodl's ``TinyNetworkDarts`` / ``TinyNetworkGDAS``
@@ -10,6 +11,7 @@ loads into :class:`harness.spaces.nb201.supernet.NB201Supernet` unchanged:
 * ``nor_conv_3x3``  -> :class:`ReLUConvBN` 3×3, padding 1
 * ``avg_pool_3x3``  -> :class:`Pooling` (AvgPool 3×3, stride 1, pad 1, count_include_pad=False, no BN)
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -24,13 +26,21 @@ NB201_OPS: Tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_
 class ReLUConvBN(nn.Module):
     """ReLU -> Conv2d (bias = not affine) -> BatchNorm2d(affine, track_running_stats)."""
 
-    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int,
-                 dilation: int = 1, affine: bool = True, track_running_stats: bool = True):
+    def __init__(
+        self,
+        C_in: int,
+        C_out: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        dilation: int = 1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding,
-                      dilation=dilation, bias=not affine),
+            nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=not affine),
             nn.BatchNorm2d(C_out, affine=affine, track_running_stats=track_running_stats),
         )
 
@@ -45,11 +55,9 @@ class Pooling(nn.Module):
     NAS-Bench-201 cells; it is kept here for completeness.)
     """
 
-    def __init__(self, C_in: int, C_out: int, stride: int, affine: bool = True,
-                 track_running_stats: bool = True):
+    def __init__(self, C_in: int, C_out: int, stride: int, affine: bool = True, track_running_stats: bool = True):
         super().__init__()
-        self.preprocess = (None if C_in == C_out else
-                           ReLUConvBN(C_in, C_out, 1, 1, 0, 1, affine, track_running_stats))
+        self.preprocess = None if C_in == C_out else ReLUConvBN(C_in, C_out, 1, 1, 0, 1, affine, track_running_stats)
         self.op = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,16 +93,16 @@ class Zero(nn.Module):
         return f"C_in={self.C_in}, C_out={self.C_out}, stride={self.stride}"
 
 
-def make_op(name: str, C_in: int, C_out: int, stride: int, affine: bool,
-            track_running_stats: bool) -> nn.Module:
+def make_op(name: str, C_in: int, C_out: int, stride: int, affine: bool, track_running_stats: bool) -> nn.Module:
     """Build one candidate operation by its NAS-Bench-201 name."""
     if name == "none":
         return Zero(C_in, C_out, stride)
     if name == "skip_connect":
         if stride == 1 and C_in == C_out:
             return Identity()
-        raise ValueError("skip_connect with stride/channel change (FactorizedReduce) "
-                         "does not occur in NAS-Bench-201 cells")
+        raise ValueError(
+            "skip_connect with stride/channel change (FactorizedReduce) does not occur in NAS-Bench-201 cells"
+        )
     if name == "nor_conv_1x1":
         return ReLUConvBN(C_in, C_out, 1, stride, 0, 1, affine, track_running_stats)
     if name == "nor_conv_3x3":
@@ -112,8 +120,7 @@ class ResNetBasicblock(nn.Module):
     supernets build it with its defaults).
     """
 
-    def __init__(self, inplanes: int, planes: int, stride: int, affine: bool = True,
-                 track_running_stats: bool = True):
+    def __init__(self, inplanes: int, planes: int, stride: int, affine: bool = True, track_running_stats: bool = True):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"invalid stride {stride}")

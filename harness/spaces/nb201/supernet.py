@@ -1,4 +1,5 @@
-"""NAS-Bench-201 search supernet (spec §6.2; GDAS sampling §4.1).
+"""NAS-Bench-201 search supernet (D-X-Y/AutoDL-Projects xautodl/models/cell_searchs/; docs/spaces/nb201.md#supernet;
+GDAS sampling: docs/methods/gdas.md#what-it-computes).
 
 Mirrors D-X-Y/AutoDL-Projects ``TinyNetworkDarts`` / ``TinyNetworkGDAS`` with
 ``NAS201SearchCell`` (xautodl/models/cell_searchs/): same layout and the same submodule names
@@ -6,22 +7,22 @@ Mirrors D-X-Y/AutoDL-Projects ``TinyNetworkDarts`` / ``TinyNetworkGDAS`` with
 edges in a ``ModuleDict`` keyed ``"i<-j"``), so xautodl state dicts load unchanged.  One α of shape
 (6, 5) is shared by all cells.  ``forward`` returns logits only.
 
-Modes (``set_mode``):
+Edge weights come from the weighting a search method installs (``Supernet.set_weighting``; see
+``harness.spaces.base``), asked once per forward for the one α (scope ``network``) or once per search cell
+(scope ``cell``):
 
-* ``"softmax"``: every edge is ``Σ_k softmax(α)[e, k] · op_k(x)`` (DARTS).
-* ``"gumbel"``: once per forward call one hard Gumbel-softmax straight-through sample
-  ``hardwts = one_hot − soft.detach() + soft``, ``soft = softmax((log_softmax(α) + g) / τ)``,
-  ``g = −log(Exp(1))`` drawn from torch's global RNG exactly as xautodl draws it (xautodl redraws
-  while anything is inf/NaN; here a device-side guard clamps the Exp(1) draw instead, see
-  ``sample_gumbel``).  The sample is shared by all cells and every image of the batch; only the
+* a mixture (``EdgeWeights.index`` None): every edge is ``Σ_k w[e, k] · op_k(x)`` (DARTS with softmax(α));
+* a sampled op per edge (``index`` given; GDAS's ``GumbelWeighting``: one hard Gumbel-softmax straight-through
+  sample ``hardwts`` drawn exactly as xautodl draws it, shared by all cells and every image of the batch): only the
   sampled op of each edge runs.  Edge output (``gdas_edge_form``):
 
   - ``"xautodl"`` (``NAS201SearchCell.forward_gdas``): ``hardwts[idx]·op_idx(x) + Σ_{k≠idx} hardwts[k]``
     (the others are scalars of value 0, so every α entry receives a gradient);
   - ``"sampled_only"`` (``forward_gdas_v1``): ``hardwts[idx]·op_idx(x)``.
 
-The last sample is kept in ``last_sample`` (``(hardwts, index)``, detached) for inspection.
+The last sampled weights are kept in ``last_sample`` (``(weights, index)``, detached) for inspection.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -29,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from harness.spaces.base import Supernet, chain_sum, hard_gumbel_softmax
+from harness.spaces.base import EdgeWeights, GumbelWeighting, Supernet, chain_sum
 from harness.spaces.nb201.arch import NB201Arch
 from harness.spaces.nb201.ops import NB201_OPS, ResNetBasicblock, make_op
 
@@ -39,8 +40,15 @@ GDAS_EDGE_FORMS = ("xautodl", "sampled_only")
 class NB201SearchCell(nn.Module):
     """Complete DAG of ``max_nodes`` nodes; node i = Σ_{j<i} edge_{i<-j}(node j); output = last node."""
 
-    def __init__(self, C_in: int, C_out: int, max_nodes: int, op_names=NB201_OPS,
-                 affine: bool = False, track_running_stats: bool = False):
+    def __init__(
+        self,
+        C_in: int,
+        C_out: int,
+        max_nodes: int,
+        op_names=NB201_OPS,
+        affine: bool = False,
+        track_running_stats: bool = False,
+    ):
         super().__init__()
         self.op_names = tuple(op_names)
         self.max_nodes = max_nodes
@@ -50,7 +58,8 @@ class NB201SearchCell(nn.Module):
             for j in range(i):
                 c_in = C_in if j == 0 else C_out
                 self.edges[f"{i}<-{j}"] = nn.ModuleList(
-                    make_op(name, c_in, C_out, 1, affine, track_running_stats) for name in self.op_names)
+                    make_op(name, c_in, C_out, 1, affine, track_running_stats) for name in self.op_names
+                )
         self.edge_keys = sorted(self.edges.keys())
         self.edge2index = {key: i for i, key in enumerate(self.edge_keys)}
         self.num_edges = len(self.edges)
@@ -64,7 +73,7 @@ class NB201SearchCell(nn.Module):
         return f"{self.max_nodes} nodes, inC={self.in_dim}, outC={self.out_dim}"
 
     def forward(self, x: torch.Tensor, weightss: torch.Tensor) -> torch.Tensor:
-        """Softmax mixture; ``weightss`` = softmax(α), shape (num_edges, num_ops).
+        """Weighted mixture; ``weightss`` shape (num_edges, num_ops) (DARTS: softmax(α)).
 
         Bit-identical to xautodl's ``Σ_k op_k(x)·w_k`` (same products, summed in the same order): the
         ``none`` op (``x·0``) is not computed, because adding its exact zero changes no value and its α entry's
@@ -85,8 +94,9 @@ class NB201SearchCell(nn.Module):
             nodes.append(chain_sum(inter))
         return nodes[-1]
 
-    def forward_gdas(self, x: torch.Tensor, hardwts: torch.Tensor, index: List[int],
-                     edge_form: str = "xautodl") -> torch.Tensor:
+    def forward_gdas(
+        self, x: torch.Tensor, hardwts: torch.Tensor, index: List[int], edge_form: str = "xautodl"
+    ) -> torch.Tensor:
         """Only the sampled op of each edge runs (``index[e]``, a host list); see the module doc for ``edge_form``."""
         nodes = [x]
         for i in range(1, self.max_nodes):
@@ -97,8 +107,7 @@ class NB201SearchCell(nn.Module):
                 argmax = index[e]
                 ops = self._edge_ops[(i, j)]
                 if edge_form == "xautodl":
-                    out = sum(weights[k] * op(nodes[j]) if k == argmax else weights[k]
-                              for k, op in enumerate(ops))
+                    out = sum(weights[k] * op(nodes[j]) if k == argmax else weights[k] for k, op in enumerate(ops))
                 else:  # "sampled_only"
                     out = weights[argmax] * ops[argmax](nodes[j])
                 inter.append(out)
@@ -109,15 +118,23 @@ class NB201SearchCell(nn.Module):
 class NB201Supernet(Supernet):
     """The NAS-Bench-201 search supernet (C=16, N=5 → 15 cells + 2 ResNet reduction blocks)."""
 
-    def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, max_nodes: int = 4,
-                 affine: bool = False, track_running_stats: bool = False,
-                 gdas_edge_form: str = "xautodl"):
+    def __init__(
+        self,
+        C: int = 16,
+        N: int = 5,
+        num_classes: int = 10,
+        max_nodes: int = 4,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        gdas_edge_form: str = "xautodl",
+    ):
         super().__init__()
         if gdas_edge_form not in GDAS_EDGE_FORMS:
             raise ValueError(f"unknown gdas_edge_form {gdas_edge_form!r}; expected one of {GDAS_EDGE_FORMS}")
         if int(C) < 1 or int(N) < 1 or int(num_classes) < 1 or int(max_nodes) < 2:
-            raise ValueError(f"invalid NB201 supernet size C={C}, N={N}, num_classes={num_classes}, "
-                             f"max_nodes={max_nodes}")
+            raise ValueError(
+                f"invalid NB201 supernet size C={C}, N={N}, num_classes={num_classes}, max_nodes={max_nodes}"
+            )
         C, N, max_nodes = int(C), int(N), int(max_nodes)
         self._C, self._layerN, self.max_nodes = C, N, max_nodes
         self.num_classes = int(num_classes)
@@ -163,39 +180,43 @@ class NB201Supernet(Supernet):
         return NB201Arch(NB201_OPS[k] for k in rows)
 
     def extra_repr(self) -> str:
-        return (f"C={self._C}, N={self._layerN}, max_nodes={self.max_nodes}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}, gdas_edge_form={self.gdas_edge_form!r}")
+        return (
+            f"C={self._C}, N={self._layerN}, max_nodes={self.max_nodes}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}, gdas_edge_form={self.gdas_edge_form!r}"
+        )
 
     # -- GDAS sampling -----------------------------------------------------------------------
     def sample_gumbel(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One hard straight-through Gumbel-softmax sample (hardwts (E, K), index (E, 1)) of α
-        (``harness.spaces.base.hard_gumbel_softmax``: xautodl's draws, device-side inf guard)."""
-        return hard_gumbel_softmax(self.arch_parameters, self.tau)
+        """One hard straight-through Gumbel-softmax sample (hardwts (E, K), index (E, 1)) of α at the installed
+        weighting's τ (``GumbelWeighting``: xautodl's draws, device-side inf guard)."""
+        ew = GumbelWeighting(self.tau)(self.arch_parameters)
+        assert ew.index is not None
+        return ew.weights, ew.index
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.as_input(x)
-        if self.mode == "softmax":
-            alphas = torch.softmax(self.arch_parameters, dim=-1)
-            hardwts = None
-            index: List[int] = []
-        elif self.mode == "gumbel":
-            hardwts, index_t = self.sample_gumbel()
-            self.last_sample = (hardwts.detach(), index_t.detach())
-            # the one host transfer of a GDAS forward: which op each edge runs (6 ints)
-            index = index_t.view(-1).tolist()
-        else:
-            raise ValueError(f"unknown forward mode {self.mode!r}")
+        per_cell = self.weighting_scope == "cell"
+        shared = None if per_cell else self._cell_weights()
         feature = self.stem(x)
         for cell in self.cells:
             if isinstance(cell, NB201SearchCell):
-                if hardwts is None:
-                    feature = cell(feature, alphas)
+                weights, index = shared if shared is not None else self._cell_weights()
+                if index is None:
+                    feature = cell(feature, weights)
                 else:
-                    feature = cell.forward_gdas(feature, hardwts, index, self.gdas_edge_form)
+                    feature = cell.forward_gdas(feature, weights, index, self.gdas_edge_form)
             else:
                 feature = cell(feature)
         out = self.lastact(feature)
         out = self.global_pooling(out)
         out = out.view(out.size(0), -1)
         return self.classifier(out)
+
+    def _cell_weights(self) -> Tuple[torch.Tensor, Optional[List[int]]]:
+        """Ask the weighting once: (weights (E, K), sampled op per edge as a host list or None)."""
+        ew: EdgeWeights = self.edge_weights(self.arch_parameters)
+        if ew.index is not None:
+            self.last_sample = (ew.weights.detach(), ew.index.detach())
+        # a sampled forward's one host transfer: which op each edge runs (6 ints)
+        return ew.weights, ew.index_list()
