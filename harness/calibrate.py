@@ -185,6 +185,8 @@ def write_calibration(doc: Dict[str, Any], path: Path) -> Path:
 
 def add_parser(subparsers) -> None:
     """``python -m harness calibrate`` (registered by ``harness.cli``)."""
+    from harness.cli_args import add_data_dir, add_device, add_matrix_filters, add_set
+
     p = subparsers.add_parser(
         "calibrate",
         help="measure seconds per iteration, peak memory and aten ops on this device (for `plan`)",
@@ -192,29 +194,20 @@ def add_parser(subparsers) -> None:
         "would run, and write a calibration file that `python -m harness plan --calibration FILE` reads.",
     )
     p.add_argument("--profile", default="smoke", help="whose sizes to measure: smoke | cpu | gpu-quick | paper | PATH")
-    p.add_argument("--spaces", nargs="*", default=None, help="only these spaces")
-    p.add_argument("--methods", nargs="*", default=None, help="only these methods")
+    add_matrix_filters(p)
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
     p.add_argument("--iterations", type=int, default=5, help="timed iterations; the median is kept (default 5)")
     p.add_argument("--out", type=Path, default=Path("calibration.json"), help="the file to write")
     p.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
-    p.add_argument("--data-dir", default=None, help="data folder (default: $HARNESS_DATA, else ./data)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a resolved config value, e.g. --set speed.autocast=bf16",
-    )
+    add_data_dir(p)
+    add_device(p)
+    add_set(p, "--set speed.autocast=bf16")
 
 
 def main(args) -> int:
     from harness import config as C
     from harness.errors import HarnessError
     from harness.lifecycle import check_output_dir, pick_device
-    from harness.registry import get_method, get_space
 
     if args.warmup < 0 or args.iterations < 1:
         raise HarnessError("--warmup must be >= 0 and --iterations >= 1")
@@ -222,16 +215,7 @@ def main(args) -> int:
         if args.threads < 1:
             raise HarnessError("--threads must be a positive integer")
         torch.set_num_threads(args.threads)
-    profile = C.load_profile(args.profile)
-    for name in args.methods or []:
-        get_method(name)
-    for name in args.spaces or []:
-        get_space(name)
-    configs = C.expand_profile(
-        profile, spaces=args.spaces, methods=args.methods, overrides=C.parse_overrides(args.overrides)
-    )
-    if not configs:
-        raise HarnessError("no runs selected (check --spaces / --methods against the profile)")
+    profile, configs = C.select_matrix(args.profile, args.spaces, args.methods, C.parse_overrides(args.overrides))
     check_output_dir(Path(args.out).parent if str(Path(args.out).parent) else Path("."))
     device = pick_device(args.device)
     data_root = Path(args.data_dir) if args.data_dir else None

@@ -13,23 +13,16 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from harness.cli_args import add_data_dir, add_device, add_matrix_filters, add_set
+
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3  # reproduce/search/evaluate: runs of the matrix are still running elsewhere (or were lost)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data-dir", default=None, help="data folder (default: $HARNESS_DATA, else ./data); see README 'Data'"
-    )
-    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a resolved config value, e.g. --set optim.w_lr=0.05 --set method_cfg.lam=0.1",
-    )
+    add_data_dir(p)
+    add_device(p)
+    add_set(p)
     p.add_argument(
         "--download", action="store_true", help="download CIFAR-10 with torchvision if missing (online only)"
     )
@@ -88,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="every method x seed of a profile, then the report")
     p.add_argument("--profile", default="smoke")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--spaces", nargs="*", default=None, help="only these spaces")
-    p.add_argument("--methods", nargs="*", default=None, help="only these methods")
+    add_matrix_filters(p)
     p.add_argument(
         "--workers",
         default=os.environ.get("HARNESS_WORKERS", "auto"),
@@ -104,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="the run matrix of a profile with each run's estimated cost per device kind")
     p.add_argument("--profile", default="paper")
-    p.add_argument("--spaces", nargs="*", default=None, help="only these spaces")
-    p.add_argument("--methods", nargs="*", default=None, help="only these methods")
+    add_matrix_filters(p)
     p.add_argument(
         "--set",
         dest="overrides",
@@ -272,19 +263,9 @@ def _prepare_data(args) -> None:
 def cmd_reproduce(args) -> int:
     from harness import config as C
     from harness.lifecycle import check_output_dir
-    from harness.registry import get_method, get_space
     from harness.runner import run_matrix
 
-    profile = C.load_profile(args.profile)
-    for name in args.methods or []:
-        get_method(name)  # an unknown name: one error line listing the known ones
-    for name in args.spaces or []:
-        get_space(name)
-    configs = C.expand_profile(profile, spaces=args.spaces, methods=args.methods, overrides=_overrides(args))
-    if not configs:
-        from harness.errors import ConfigError
-
-        raise ConfigError("no runs selected (check --spaces / --methods against the profile)")
+    profile, configs = C.select_matrix(args.profile, args.spaces, args.methods, _overrides(args))
     from harness.executors import executor_options
     from harness.executors.local import resolve_workers
 

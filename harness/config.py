@@ -398,6 +398,11 @@ def _protocol_row_deviations(cfg: Dict[str, Any], protocol: Dict[str, Any]) -> L
     return []
 
 
+#: data settings that change what a search computes (compared with the protocol; subsets and image size have
+#: their own deviation texts, the per-epoch measurement's ``n_eval`` changes no search)
+SEARCH_DATA_KEYS = ("split", "val_sampling", "batch_size", "augment", "reference_eval_augment")
+
+
 def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int, prow: Dict[str, Any]) -> List[str]:
     """How this run differs from its space's reference protocol (labels for reports)."""
     out = []
@@ -412,17 +417,26 @@ def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int
             f"class-balanced subsets: {d.get('n_train') or 25000} search-train / {d.get('n_val') or 25000} "
             "search-val images (reference 25000/25000)"
         )
+    ref_data = deep_merge(pd, prow.get("data"))
+    for key in SEARCH_DATA_KEYS:  # what the search computes on (n_eval, eval batches: measurement only)
+        if key in ref_data and d.get(key) != ref_data[key]:
+            out.append(f"data.{key}={d.get(key)} (reference {ref_data[key]})")
+    space_options = get_space(cfg["space"]).supernet_options
+    ref_space = deep_merge(protocol["space"], prow.get("space"))
     for key, value in cfg["space_cfg"].items():
-        ref = protocol["space"].get(key)
+        ref = ref_space.get(key, space_options[key].default if key in space_options else None)
         if ref is not None and value != ref:
             out.append(f"supernet {key}={value} (reference {ref})")
     if cfg["epochs"] != proto_epochs:
         out.append(f"{cfg['epochs']} search epochs (reference {proto_epochs})")
     if cfg.get("max_steps_per_epoch"):
         out.append(f"at most {cfg['max_steps_per_epoch']} iterations per epoch")
+    if cfg.get("early_stop"):
+        out.append("early_stop: the search ends at the first epoch whose cell meets the MiLeNAS early-stop rule")
+    ref_optim = deep_merge(protocol["optim"], prow.get("optim"))
     for key, value in cfg["optim"].items():
-        if protocol["optim"].get(key) != value:
-            out.append(f"optim.{key}={value} (reference {protocol['optim'].get(key)})")
+        if ref_optim.get(key) != value:
+            out.append(f"optim.{key}={value} (reference {ref_optim.get(key)})")
     for key, ref in (prow.get("reference_optim") or {}).items():
         if cfg["optim"].get(key) != ref:
             out.append(
@@ -541,6 +555,28 @@ def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
         key, raw = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(raw)
     return out
+
+
+def select_matrix(
+    profile_name: Union[str, Path],
+    spaces: Optional[Sequence[str]] = None,
+    methods: Optional[Sequence[str]] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """The profile and its resolved run configs narrowed to ``spaces`` / ``methods`` (``reproduce``, ``plan``,
+    ``calibrate``). An unknown name, or a selection without runs, is one ``ConfigError`` line."""
+    profile = load_profile(profile_name)
+    try:
+        for name in methods or []:
+            get_method(name)
+        for name in spaces or []:
+            get_space(name)
+    except UnknownNameError as exc:
+        raise ConfigError(str(exc)) from exc
+    configs = expand_profile(profile, spaces=spaces, methods=methods, overrides=overrides)
+    if not configs:
+        raise ConfigError("no runs selected (check --spaces / --methods against the profile)")
+    return profile, configs
 
 
 def expand_profile(

@@ -232,6 +232,8 @@ def main_json(result: Dict[str, Any]) -> None:
 
 def add_parser(subparsers) -> None:
     """``python -m harness doctor`` (registered by ``harness.cli``)."""
+    from harness.cli_args import add_device, add_matrix_filters
+
     p = subparsers.add_parser(
         "doctor",
         help="check this device: versions, precision flags, one iteration per method vs CPU float64",
@@ -239,9 +241,8 @@ def add_parser(subparsers) -> None:
         "supernet of every space, on the chosen device in float32 and on the CPU in float64 from the "
         "same state and batch; prints the relative differences and a PASS/FAIL line (exit 0/1).",
     )
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--spaces", nargs="*", default=None, help="only these spaces")
-    p.add_argument("--methods", nargs="*", default=None, help="only these methods")
+    add_device(p)
+    add_matrix_filters(p, of_profile=False)
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
 
 

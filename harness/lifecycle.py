@@ -10,7 +10,9 @@ what their final summary is.  The lifecycle knows nothing about where it runs (e
 Layout of an output folder::
 
     OUT/records/<run_id>.json       one record per run (harness.records schema), written atomically
-    OUT/checkpoints/<run_id>.pt     state after the last finished epoch (deleted when the run ends)
+    OUT/checkpoints/<run_id>.pt     state after the last finished epoch (deleted when the run ends); the one
+                                    before it is kept as <run_id>.prev.pt until the next is safely written, and
+                                    an unreadable one is moved aside (<name>.unreadable-<time>), never deleted
     OUT/locks/<run_id>.lock         who runs it now (``harness.runlock``; a run held elsewhere is skipped)
 
 After-epoch hooks (``harness.hooks``, the config's ``hooks`` section) run after each epoch's
@@ -118,32 +120,63 @@ def peak_memory_mb(device: torch.device) -> Dict[str, float]:
 # ---------------------------------------------------------------------------------- RNG and checkpoints
 
 
+def cuda_index(device: torch.device) -> int:
+    """The CUDA device index of ``device`` (``cuda`` without an index: the current device)."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
 def rng_states(gen: torch.Generator, device: torch.device) -> Dict[str, Any]:
-    """Every random stream a run draws from (torch CPU, CUDA, the data generator)."""
+    """Every random stream a run draws from: torch CPU, the run's own GPU (one state, not one per visible GPU:
+    a run resumed under Ray or Slurm may see another number of GPUs), the data generator."""
     return {
         "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        "cuda_rng": torch.cuda.get_rng_state(cuda_index(device)) if device.type == "cuda" else None,
         "data_rng": gen.get_state(),
     }
 
 
 def restore_rng_states(state: Dict[str, Any], gen: torch.Generator, device: torch.device) -> None:
+    """Restore ``rng_states``.  Checkpoints of earlier versions hold a list (one state per GPU then visible): the
+    run's device index is taken from it when it exists there, else the first (the run's GPU was the only one it
+    used when it ran alone on a node)."""
     torch.set_rng_state(state["torch_rng"])
-    if state.get("cuda_rng") is not None and device.type == "cuda":
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    cuda = state.get("cuda_rng")
+    if cuda is not None and device.type == "cuda":
+        idx = cuda_index(device)
+        if isinstance(cuda, (list, tuple)):
+            cuda = cuda[idx] if idx < len(cuda) else cuda[0]
+        torch.cuda.set_rng_state(cuda, idx)
     gen.set_state(state["data_rng"])
 
 
+class UnreadableCheckpoint(Exception):
+    """A checkpoint file exists but cannot be loaded (torn, truncated, corrupt)."""
+
+
 def read_checkpoint(path: Path, config_hash: str) -> Optional[Dict[str, Any]]:
-    """A checkpoint of the same config, loaded on the CPU (RNG states must stay CPU tensors);
-    None when absent, torn/corrupt (the run starts again) or from another config."""
+    """A checkpoint of the same config, loaded on the CPU (RNG states must stay CPU tensors); None when absent or
+    of another config; ``UnreadableCheckpoint`` (with the reason) when the file cannot be loaded."""
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:
-        return None
-    return state if isinstance(state, dict) and state.get("config_hash") == config_hash else None
+    except Exception as exc:
+        raise UnreadableCheckpoint(f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict) or "modules" not in state:
+        raise UnreadableCheckpoint("not a run checkpoint (no module states)")
+    return state if state.get("config_hash") == config_hash else None
+
+
+def checkpoint_slots(path: Path) -> List[Path]:
+    """The newest checkpoint and the one before it (kept until the next one is safely written)."""
+    return [path, path.with_name(path.stem + ".prev" + path.suffix)]
+
+
+def set_aside(path: Path) -> Path:
+    """Move an unreadable file aside (never deleted): ``NAME.unreadable-<UTC time>``."""
+    dest = path.with_name(f"{path.name}.unreadable-{now().replace(':', '')}")
+    os.replace(path, dest)
+    return dest
 
 
 def read_finished_record(path: Path, config_hash: str) -> Optional[Dict[str, Any]]:
@@ -278,6 +311,8 @@ class Run:
         }
 
     def save_checkpoint(self, record: Dict[str, Any], next_epoch: int) -> None:
+        """The state after a finished epoch.  The previous checkpoint becomes ``*.prev.pt`` first, so a bad or
+        interrupted write always leaves one readable checkpoint behind."""
         state = {
             "config_hash": self.hash,
             "next_epoch": next_epoch,
@@ -285,15 +320,74 @@ class Run:
             **rng_states(self.gen, self.device),
             "record": record,
         }
-        records.atomic_torch_save(self.ckpt_path, state)
+        newest, previous = checkpoint_slots(self.ckpt_path)
+        if newest.is_file():
+            os.replace(newest, previous)
+        records.atomic_torch_save(newest, state)
+
+    def remove_checkpoints(self) -> None:
+        for path in checkpoint_slots(self.ckpt_path):
+            path.unlink(missing_ok=True)
 
     def resume(self) -> Optional[Dict[str, Any]]:
-        state = read_checkpoint(self.ckpt_path, self.hash)
-        if state is None or "modules" not in state:
+        """The newest readable checkpoint of this config (modules and RNG states loaded), or None.  An unreadable
+        one is one warning line naming it and why, is moved aside (``set_aside``) and is listed in
+        ``self.events`` (the record's ``events``); the run then resumes from the other slot or starts again."""
+        self.events: List[Dict[str, Any]] = []
+        found = []
+        for path in checkpoint_slots(self.ckpt_path):
+            try:
+                state = read_checkpoint(path, self.hash)
+            except UnreadableCheckpoint as exc:
+                moved = set_aside(path)
+                log(f"warning: checkpoint {path} is unreadable ({exc}); moved aside to {moved.name}")
+                self.events.append(
+                    {
+                        "event": "checkpoint_unreadable",
+                        "at": now(),
+                        "path": str(path),
+                        "reason": str(exc),
+                        "moved_to": str(moved),
+                    }
+                )
+                continue
+            if state is not None:
+                found.append(state)
+        if not found:
+            if self.events:
+                log(f"warning: {self.run_id}: no readable checkpoint left; the run starts again from epoch 0")
+                self.events[-1]["action"] = "restarted from epoch 0"
             return None
+        state = max(found, key=lambda s: int(s["next_epoch"]))
+        if self.events:
+            log(f"warning: {self.run_id}: resuming from the checkpoint before epoch {state['next_epoch']}")
+            self.events[-1]["action"] = f"resumed at epoch {state['next_epoch']}"
         self.load_module_state(state["modules"])
         restore_rng_states(state, self.gen, self.device)
         return state
+
+    def note_attempt(self, record: Dict[str, Any], start: int) -> None:
+        """Record this attempt (a run resumed after a requeue may run on another machine or GPU): the record's
+        ``provenance`` describes the machine now running it, ``provenance.attempts`` every attempt in order
+        (device, host, commit, first epoch), and ``events`` what happened to its checkpoints."""
+        prov = provenance(self.device)
+        earlier = record["provenance"].get("attempts") or []
+        if start > 0:  # resumed: the provenance now describes this machine
+            record["provenance"].update(
+                {k: prov[k] for k in ("commit", "dirty", "versions", "device", "threads", "hostname")}
+            )
+        record["provenance"]["attempts"] = earlier + [
+            {
+                "attempt": len(earlier) + 1,
+                "device": prov["device"],
+                "hostname": prov["hostname"],
+                "commit": prov["commit"],
+                "started_at": now(),
+                "first_epoch": start,
+            }
+        ]
+        if self.events:
+            record["events"] = (record.get("events") or []) + self.events
 
     def run(self) -> Dict[str, Any]:
         """The lifecycle under the run's lock (``harness.runlock``): a run whose lock a live holder has
@@ -327,6 +421,7 @@ class Run:
             record, start = state["record"], state["next_epoch"]
         else:
             record, start = self.new_record(precision), 0
+        self.note_attempt(record, start)
         records.write_record(self.record_path, record)
         epochs = self.total_epochs()
         try:
@@ -366,7 +461,7 @@ class Run:
         record["status"] = "ok"
         record["finished_at"] = now()
         records.write_record(self.record_path, record)
-        self.ckpt_path.unlink(missing_ok=True)
+        self.remove_checkpoints()
         return record
 
     def _finish_failed(self, record: Dict[str, Any], exc: BaseException) -> Dict[str, Any]:
@@ -374,7 +469,7 @@ class Run:
         record["failure"] = {"reason": f"{type(exc).__name__}: {exc}", "epoch": len(record["epochs"])}
         record["finished_at"] = now()
         records.write_record(self.record_path, record)
-        self.ckpt_path.unlink(missing_ok=True)
+        self.remove_checkpoints()
         return record
 
 

@@ -166,12 +166,19 @@ class SearchMethod:
 
     @classmethod
     def option_deviations(cls, method_cfg: Dict[str, Any], reference_cfg: Dict[str, Any]) -> List[str]:
-        """Deviation texts of options whose value differs from the reference protocol row's."""
+        """Deviation texts of options whose value differs from the reference protocol row's (the option's
+        ``deviation`` text where it has one; else ``method_cfg.KEY=VALUE (reference REF)``)."""
         out = []
         for key, opt in cls.options.items():
             value = method_cfg.get(key, opt.default)
-            if opt.deviation and value != reference_cfg.get(key, opt.default):
-                out.append(f"method_cfg.{key}={value}: {opt.deviation}")
+            ref = reference_cfg.get(key, opt.default)
+            if value == ref or (ref is None and not opt.deviation):
+                continue
+            out.append(
+                f"method_cfg.{key}={value}: {opt.deviation}"
+                if opt.deviation
+                else f"method_cfg.{key}={value} (reference {ref})"
+            )
         return out
 
     @classmethod

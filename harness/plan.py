@@ -118,7 +118,9 @@ def default_run_folders(cwd: Optional[Path] = None) -> List[Path]:
 
 
 def measurements_from_runs(folders: Iterable[Path]) -> List[Dict[str, Any]]:
-    """One measurement per (key, device kind): the median steady seconds per iteration of finished records."""
+    """One measurement per (key, device kind): the median steady seconds per iteration of finished records.  A record
+    whose attempts ran on more than one device kind (a run requeued onto another GPU type) is left out: its
+    seconds mix two devices."""
     groups: Dict[tuple, List[float]] = {}
     where: Dict[tuple, set] = {}
     for folder in folders:
@@ -129,6 +131,9 @@ def measurements_from_runs(folders: Iterable[Path]) -> List[Dict[str, Any]]:
             spi = f.get("seconds_per_iteration_steady") or f.get("seconds_per_iteration")
             cfg = rec.get("config") or {}
             if not spi or not cfg.get("data"):
+                continue
+            attempts = rec.get("provenance", {}).get("attempts") or []
+            if len({device_kind(a.get("device", "")) for a in attempts}) > 1:
                 continue
             k = (cfg_key(cfg), device_kind(rec.get("provenance", {}).get("device", "")))
             groups.setdefault(k, []).append(float(spi))
@@ -267,18 +272,8 @@ def format_plan(profile: Dict[str, Any], est: Dict[str, Any], folders: Sequence[
 def run_plan(args) -> int:
     from harness import config as C
     from harness.errors import HarnessError
-    from harness.registry import get_method, get_space
 
-    profile = C.load_profile(args.profile)
-    for name in args.methods or []:
-        get_method(name)
-    for name in args.spaces or []:
-        get_space(name)
-    configs = C.expand_profile(
-        profile, spaces=args.spaces, methods=args.methods, overrides=C.parse_overrides(args.overrides)
-    )
-    if not configs:
-        raise HarnessError("no runs selected (check --spaces / --methods against the profile)")
+    profile, configs = C.select_matrix(args.profile, args.spaces, args.methods, C.parse_overrides(args.overrides))
     if args.from_runs:
         folders = [Path(f) for f in args.from_runs]
         for f in folders:

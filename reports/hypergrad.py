@@ -4,7 +4,7 @@ Input: search records whose epochs carry ``hooks.hypergrad`` results (``harness.
 by ``python -m harness hypergrad`` or any search with the hook enabled).  Output, all through the report's
 one pipeline (``reports.build``; Markdown, HTML and PDF alike): the claim's verdict
 (``reports.verdicts.hypergrad_error``, using ``points`` and ``spearman_test`` below), ``tables`` per
-measured record and ``figure_specs`` (``harness.hypergrad.figure``).
+measured record and ``figure_specs`` (``reports.hypergrad_figure``).
 
 The paper's statement (§2.2–3): DARTS' approximations of the bilevel hypergradient cause gradient errors,
 and "when α is approaching the optima, the approximate gradient … will lead to large deviation from true
@@ -67,7 +67,7 @@ def measured_records(records: Sequence[Dict[str, Any]], space: Optional[str] = N
 
 
 def label(doc: Dict[str, Any], name: str) -> str:
-    from harness.hypergrad.figure import label as _label
+    from .hypergrad_figure import label as _label
 
     return _label(doc, name)
 
@@ -275,9 +275,8 @@ def all_tables(records: Sequence[Dict[str, Any]]) -> List[Table]:
 
 def figure_specs(records: Sequence[Dict[str, Any]]) -> List[Any]:
     """One ``reports.figures.FigureSpec`` per measured record."""
-    from harness.hypergrad.figure import make_figure
-
     from .figures import FigureSpec
+    from .hypergrad_figure import make_figure
 
     out = []
     for i, rec in enumerate(measured_records(records), 1):

@@ -290,3 +290,29 @@ def test_a_method_without_a_protocol_row_says_so(tmp_path, monkeypatch):
     assert cfg["protocol_provenance"]["method_row"] is None
     assert any("no nb201 protocol row for single-level" in d for d in cfg["deviations"])
     assert cfg["method_cfg"]["order"] == "alpha_first"  # the option's default
+
+
+def test_every_setting_that_changes_the_search_leaves_a_deviation():
+    prof = C.load_profile("paper")
+    part = C.find_part(prof, "nb201")
+    assert C.resolve("nb201", "darts-1st", 0, prof, part)["deviations"] == []
+    cfg = C.resolve(
+        "nb201",
+        "milenas",
+        0,
+        prof,
+        part,
+        {
+            "data.batch_size": 32,
+            "space_cfg.gdas_edge_form": "sampled_only",
+            "method_cfg.lam": 0.1,
+            "early_stop": True,
+            "data.n_eval": 1000,
+        },
+    )
+    devs = cfg["deviations"]
+    assert "data.batch_size=32 (reference 64)" in devs
+    assert "supernet gdas_edge_form=sampled_only (reference xautodl)" in devs
+    assert "method_cfg.lam=0.1 (reference 1.0)" in devs
+    assert any(d.startswith("early_stop:") for d in devs)
+    assert not any("n_eval" in d for d in devs)  # the per-epoch measurement, not the search

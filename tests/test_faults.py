@@ -270,6 +270,11 @@ def test_torn_checkpoint_restarts_the_run(tmp_path, shared_data):
     run.ckpt_path.write_bytes(b"PK\x03\x04 torn")
     rec = run.run()
     assert rec["status"] == "ok" and len(rec["epochs"]) == cfg["epochs"]
+    # never silent, never deleted: one warning line, the file moved aside, the event in the record
+    (event,) = rec["events"]
+    assert event["event"] == "checkpoint_unreadable" and event["action"] == "restarted from epoch 0"
+    (kept,) = run.ckpt_path.parent.glob("*.unreadable-*")
+    assert kept.read_bytes() == b"PK\x03\x04 torn" and event["moved_to"] == str(kept)
 
 
 def test_unwritable_record_folder_is_one_clear_error(tmp_path):

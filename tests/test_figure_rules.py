@@ -1,4 +1,4 @@
-"""Figure rules (reports/figures.py): every report figure, built from a synthetic cpu-like record store, keeps
+"""Figure rules (reports/figure_rules.py): every report figure, built from a synthetic cpu-like record store, keeps
 its axes and bands inside what each quantity can take, has integer epoch ticks, puts runs of different lengths on
 a fraction-of-search axis, and shows softmax(α) as a data-scaled deviation from uniform whose caption states the
 largest deviation in numbers. The checker itself is tested on figures that break each rule."""
@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures.runstore import _record  # noqa: E402
 
+from reports import figure_rules as FR  # noqa: E402
 from reports import figures as F  # noqa: E402
 
 NB_SHORT, NB_LONG = 8, 40  # cpu profile: 40 epochs, GDAS-type 200 (scaled down here)
@@ -74,14 +75,14 @@ def test_every_figure_follows_the_rules(figures):
         "fig6_size_darts",
     } <= set(figures)
     for key, spec in figures.items():
-        assert F.figure_rule_violations(spec.fig) == [], key
+        assert FR.figure_rule_violations(spec.fig) == [], key
 
 
 def test_accuracy_axes_and_bands_stay_in_0_100(figures):
     fig = figures["nb201_bench_vs_epoch"].fig
     checked = 0
     for ax in fig.axes:
-        if F.axes_quantities(ax) == ("search_fraction", "accuracy_pct"):
+        if FR.axes_quantities(ax) == ("search_fraction", "accuracy_pct"):
             lo, hi = ax.get_ylim()
             assert -1.0 <= lo and hi <= 101.0
             for band in ax.collections:
@@ -99,7 +100,7 @@ def test_accuracy_axes_and_bands_stay_in_0_100(figures):
 def test_runs_of_different_lengths_share_a_fraction_axis(figures):
     spec = figures["nb201_bench_vs_epoch"]
     ax = spec.fig.axes[0]
-    assert F.axes_quantities(ax)[0] == "search_fraction"
+    assert FR.axes_quantities(ax)[0] == "search_fraction"
     assert 0.0 <= ax.get_xlim()[0] and ax.get_xlim()[1] <= 1.0
     assert f"runs of {NB_SHORT} and {NB_LONG} epochs share one axis in fraction of the search" in spec.caption
     # every group's line ends at the end of its search (fraction 1.0), short runs included
@@ -109,7 +110,7 @@ def test_runs_of_different_lengths_share_a_fraction_axis(figures):
 
 def test_epoch_axes_have_integer_ticks(figures):
     ax = figures["fig3a_val_darts"].fig.axes[0]  # 4-epoch runs: 0.5-epoch ticks before
-    assert F.axes_quantities(ax) == ("epoch", "accuracy_pct")
+    assert FR.axes_quantities(ax) == ("epoch", "accuracy_pct")
     a, b = ax.get_xlim()
     ticks = [t for t in ax.get_xticks() if a <= t <= b]
     assert ticks and all(float(t).is_integer() for t in ticks)
@@ -136,12 +137,12 @@ def test_alpha_figure_shows_deviation_from_uniform(figures):
 
 
 def test_bounded_band_and_errorbar_clip_to_the_range():
-    lo, hi = F.bounded_band([95.0, 2.0], [10.0, 5.0], "accuracy_pct")
+    lo, hi = FR.bounded_band([95.0, 2.0], [10.0, 5.0], "accuracy_pct")
     assert lo.tolist() == [85.0, 0.0] and hi.tolist() == [100.0, 7.0]
-    err = F.bounded_errorbar([3.0], [5.0], "seconds")
+    err = FR.bounded_errorbar([3.0], [5.0], "seconds")
     assert err[:, 0].tolist() == [3.0, 5.0]
     with pytest.raises(ValueError, match="unknown figure quantity"):
-        F.finish_axes(plt.figure().add_subplot(), "epoch", "furlongs")
+        FR.finish_axes(plt.figure().add_subplot(), "epoch", "furlongs")
     plt.close("all")
 
 
@@ -154,8 +155,8 @@ def test_checker_catches_each_broken_rule():
     axes[0].set_xticks([1, 1.5, 2, 2.5, 3, 3.5, 4])  # what the default locator drew
     axes[1].plot(x, [1, 2, 3, 4])  # unmarked
     axes[2].plot(x, [1, 2, 3, 4])
-    F.finish_axes(axes[2], "epoch", "seconds")
-    v = F.figure_rule_violations(fig)
+    FR.finish_axes(axes[2], "epoch", "seconds")
+    v = FR.figure_rule_violations(fig)
     plt.close(fig)
     assert any("axes 0" in s and "y view" in s for s in v)
     assert any("axes 0" in s and "drawn y values leave accuracy_pct" in s for s in v)
@@ -172,6 +173,6 @@ def test_alpha_figure_of_uniform_alpha_says_so():
     spec, _ = F.alpha_heatmaps(recs, "nb201")
     try:
         assert "Largest |p − 1/K| = 0 (" in spec.caption and "every record is uniform" in spec.caption
-        assert F.figure_rule_violations(spec.fig) == []
+        assert FR.figure_rule_violations(spec.fig) == []
     finally:
         plt.close(spec.fig)

@@ -392,6 +392,10 @@ def test_tiny_run_writes_a_record_whose_epochs_carry_the_measurements(tiny_run):
     assert rec["provenance"]["dataset"] and rec["provenance"]["commit"]
     assert (tiny_run["out"] / "hypergrad.png").stat().st_size > 0
     assert (tiny_run["out"] / "hypergrad.svg").stat().st_size > 0
+    from reports.figure_rules import figure_rule_violations
+    from reports.hypergrad_figure import make_figure
+
+    assert figure_rule_violations(make_figure(doc)) == []  # the report's figure rules hold here too
 
 
 def test_tiny_run_follows_the_harness_search_trajectory(tiny_run, tmp_path):

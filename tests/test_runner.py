@@ -133,3 +133,56 @@ def test_retry_failed_runs_the_failed_run_again_and_keeps_the_old_record(shared_
     assert records.read_record(tmp_path / "records" / "nb201__milenas__s0.json")["status"] == "ok"
     kept = list((tmp_path / "failed").glob("nb201__milenas__s0.failed-*.json"))
     assert len(kept) == 1 and records.read_record(kept[0])["status"] == "failed"
+
+
+def _interrupted_after(run, epochs_done: int):
+    """Run ``run`` until ``epochs_done`` epochs have their checkpoints, then stop it as a kill would."""
+    orig = run.save_checkpoint
+
+    def save_then_maybe_die(record, next_epoch, *a):
+        orig(record, next_epoch, *a)
+        if next_epoch >= epochs_done:
+            raise KeyboardInterrupt
+
+    run.save_checkpoint = save_then_maybe_die
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+
+
+def test_truncated_newest_checkpoint_resumes_from_the_previous_one(run_tiny, shared_data, tmp_path, capsys):
+    cfg = tiny_cfg("nb201", "darts-1st", epochs=4)
+    full = run_tiny(cfg, "full")
+    run = SearchRun(cfg, tmp_path / "part", shared_data, torch.device("cpu"))
+    _interrupted_after(run, 3)  # checkpoints before epochs 3 (newest) and 2 (previous)
+    newest, previous = run.ckpt_path, run.ckpt_path.with_name(run.ckpt_path.stem + ".prev.pt")
+    assert newest.is_file() and previous.is_file()
+    newest.write_bytes(newest.read_bytes()[:1000])  # a node's disk or a requeue left half a file
+    resumed = SearchRun(cfg, tmp_path / "part", shared_data, torch.device("cpu")).run()
+    err = capsys.readouterr().err
+    assert f"warning: checkpoint {newest} is unreadable" in err and "resuming from the checkpoint before epoch 2" in err
+    (event,) = resumed["events"]
+    assert event["action"] == "resumed at epoch 2" and len(list(newest.parent.glob("*.unreadable-*"))) == 1
+    assert {k: v for k, v in strip_volatile(resumed).items() if k != "events"} == strip_volatile(full)
+    assert not newest.exists() and not previous.exists()  # a finished run keeps no checkpoint
+    attempts = resumed["provenance"]["attempts"]
+    assert [a["first_epoch"] for a in attempts] == [0, 2] and attempts[1]["device"] == resumed["provenance"]["device"]
+
+
+def test_cuda_rng_state_is_the_runs_own_gpu_whatever_the_visible_count(monkeypatch):
+    """Checkpoints keep one CUDA RNG state (the run's GPU); older ones kept one per visible GPU. Restoring either
+    under another GPU count never fails (a Ray/Slurm requeue may see 1 GPU where the first attempt saw 8)."""
+    from harness import lifecycle as L
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda idx: torch.tensor([idx], dtype=torch.uint8))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, idx: calls.append((state.tolist(), idx)))
+    gen = torch.Generator()
+    state = L.rng_states(gen, torch.device("cuda:3"))
+    assert state["cuda_rng"].tolist() == [3]  # one state, of the run's device
+    L.restore_rng_states(state, gen, torch.device("cuda:3"))
+    eight = [torch.tensor([i], dtype=torch.uint8) for i in range(8)]  # an older checkpoint, 8 GPUs visible
+    L.restore_rng_states({**state, "cuda_rng": eight}, gen, torch.device("cuda:5"))
+    L.restore_rng_states({**state, "cuda_rng": eight[:1]}, gen, torch.device("cuda"))  # now 1 visible
+    L.restore_rng_states({**state, "cuda_rng": eight[:1]}, gen, torch.device("cuda:2"))  # index beyond the list
+    assert calls == [([3], 3), ([5], 5), ([0], 0), ([0], 2)]

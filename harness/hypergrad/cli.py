@@ -26,6 +26,8 @@ PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from harness.cli_args import add_data_dir, add_device, add_set
+
     p = subparsers.add_parser(
         "hypergrad",
         help="hypergradient error of each method along a search (MiLeNAS §2.2–3), NB201",
@@ -50,16 +52,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="method variant option of the search, e.g. --variant lam=0.1",
     )
     p.add_argument("--seed", type=int, default=None, help="search seed (default: the profile's first)")
-    p.add_argument("--data-dir", default=None, help="data folder (default: $HARNESS_DATA, else ./data)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a resolved config value, e.g. --set optim.w_lr=0.05 or --set hooks.hypergrad.batches=1",
-    )
+    add_data_dir(p)
+    add_device(p)
+    add_set(p, "--set optim.w_lr=0.05 or --set hooks.hypergrad.batches=1")
     return p
 
 
@@ -107,11 +102,11 @@ def resolve_config(
 
 def main(args) -> int:
     from harness.config import parse_overrides
-    from harness.hypergrad.figure import save_figure
     from harness.hypergrad.hook import measurements, series
     from harness.records import read_record
     from harness.runlock import RUNNING_ELSEWHERE
     from harness.runner import check_output_dir, pick_device, run_matrix, search_run_id
+    from reports.hypergrad_figure import save_figure
 
     profile = load_profile(args.profile)
     variant = parse_overrides(args.variant) if args.variant else None

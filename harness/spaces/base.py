@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple, 
 import torch
 from torch import nn
 
+from harness.schema import Option
+
 if TYPE_CHECKING:
     from harness.methods import SearchMethod
 
@@ -270,6 +272,8 @@ class SearchSpace:
     cost_model_keys: Tuple[str, ...] = ()
     #: found-cell metrics (``arch_info.benchmark`` keys) ``harness regress`` keeps an accuracy envelope of
     regress_metrics: Tuple[str, ...] = ()
+    #: the supernet options of ``build_supernet`` (``harness.schema.Option`` tables: meaning, type, default)
+    supernet_options: Dict[str, Option] = {}
 
     @classmethod
     def report_cells(cls, text: str) -> Dict[str, List[Tuple[int, int, str]]]:  # pragma: no cover

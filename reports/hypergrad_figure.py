@@ -1,8 +1,8 @@
 """The hypergradient figure: cosine with the reference vs epoch and vs ‖α − α_final‖, and relative errors.
 
 Drawn from a search record's hook results (``harness.hypergrad.hook.series``); ``python -m harness hypergrad``
-writes it as ``OUT/hypergrad.png|svg``, the report embeds it (``reports.hypergrad.figure_specs``).
-Labels and colours come from the registered methods.
+writes it as ``OUT/hypergrad.png|svg``, the report embeds it (``reports.hypergrad.figure_specs``). It follows the
+report's figure rules (``reports.figure_rules``). Labels and colours come from the registered methods.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from .figure_rules import finish_axes  # noqa: E402
 
 
 def label(doc: Dict[str, Any], name: str) -> str:
@@ -81,12 +82,12 @@ def make_figure(doc: Dict[str, Any]):
         title="cosine vs distance of α from its final value",
     )
     axes[1].invert_xaxis()
-    for ax in (axes[0], axes[2]):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].set(xlabel="epoch", ylabel="relative error ‖d − h‖/‖h‖", title="relative error", yscale="log")
     for ax in axes[:2]:
         ax.axhline(0, color="#999", lw=0.8)
-        ax.set_ylim(-1.05, 1.05)
+    finish_axes(axes[0], "epoch", "cosine")
+    finish_axes(axes[1], "alpha_distance", "cosine")
+    finish_axes(axes[2], "epoch", "relative_error")
     axes[0].legend(fontsize=7, loc="lower left")
     axes[2].legend(fontsize=7, loc="best")
     fig.suptitle(
