@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import ConfigError
+from harness.precision import check_bf16
 from harness.schema import Option, validate_section  # Option: re-exported, adapters import it from here
 from harness.spaces.base import SOFTMAX_WEIGHTING, EdgeWeighting
 
@@ -201,6 +202,8 @@ class SearchMethod:
     ):
         self.speed = {**SPEED_DEFAULTS, **(speed or {})}
         validate_speed(self.speed)
+        if self.speed["autocast"] == "bf16":
+            check_bf16(next(supernet.parameters()).device)
         if hasattr(supernet, "set_memory_format"):  # before the optimizers see the parameters
             supernet.set_memory_format(MEMORY_FORMATS[self.speed["memory_format"]])
         self.net = supernet

@@ -58,3 +58,13 @@ def current_precision(device: torch.device) -> Dict[str, Any]:
             else "full FP32 (as the references)"
         ),
     }
+
+
+def check_bf16(device: torch.device) -> None:
+    """``speed.autocast=bf16`` needs a device with bfloat16 arithmetic: every CPU (fast only with AVX-512 BF16 or
+    AMX), a GPU only from compute capability 8.0 (Ampere) on.  Raise ``ConfigError`` (one line) otherwise."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        from harness.errors import ConfigError
+
+        name = torch.cuda.get_device_name(device)
+        raise ConfigError(f"speed.autocast=bf16: {name} has no bfloat16 support; use speed.autocast=none")

@@ -372,3 +372,14 @@ def test_compile_warm_up_is_timed_apart_and_matches_eager():
     torch.testing.assert_close(comp.net.arch_parameters, eager.net.arch_parameters, rtol=1e-4, atol=1e-6)
     for p, q in zip(comp.weights, eager.weights):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_is_refused_on_a_gpu_without_bfloat16(monkeypatch):
+    from harness.errors import ConfigError
+    from harness.precision import check_bf16
+
+    check_bf16(torch.device("cpu"))  # every CPU runs bfloat16 autocast
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100-SXM2-32GB")
+    with pytest.raises(ConfigError, match="V100-SXM2-32GB has no bfloat16 support; use speed.autocast=none"):
+        check_bf16(torch.device("cuda:0"))

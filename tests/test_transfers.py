@@ -1,4 +1,5 @@
-"""Host-to-device copies of the data path: one per epoch, none inside the step loop.
+"""Host-to-device copies of the data path (one per epoch, none inside the step loop) and device-to-host reads of a
+search iteration (none, except a sampled forward's one).
 
 A CPU machine has no GPU to copy to, so the data path runs on PyTorch's ``meta`` device (shapes without
 values): every copy from a CPU tensor to a meta tensor is what would be a host-to-device copy on CUDA, and a
@@ -6,10 +7,17 @@ dispatch mode counts them.  The draws themselves are bit-identical to the per-ba
 
 from __future__ import annotations
 
+import os
+import sys
+
+import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from harness import config as C
 from harness import data as D
+from harness.registry import get_method, get_space, list_methods, list_spaces
 
 
 class CopyCounter(TorchDispatchMode):
@@ -109,3 +117,46 @@ def test_batch_sizes_an_epoch_feeds():
     assert sd.batch_sizes() == [32, 8]
     assert sd.batch_sizes(max_batches=7) == [32, 8]
     assert sd.batch_sizes(max_batches=3) == [32]  # a truncated epoch never reaches the leftover batch
+
+
+class HostSyncCounter(TorchFunctionMode):
+    """Counts tensor→host reads (``tolist``, ``item``, ``bool()``…) outside torch's optimizers (whose step counters
+    are host tensors on every device): on a GPU each is a synchronisation that stalls the launch queue."""
+
+    NAMES = {"tolist", "item", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.NAMES:
+            frame, files = sys._getframe(1), []
+            while frame is not None and len(files) < 4:
+                files.append(frame.f_code.co_filename)
+                frame = frame.f_back
+            self.count += not any(f"{os.sep}torch{os.sep}optim{os.sep}" in f for f in files)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("space", list_spaces())
+@pytest.mark.parametrize("method", list_methods())
+def test_a_search_iteration_reads_the_device_only_for_sampled_ops(space, method):
+    """Zero host reads in a search iteration, except a sampled forward's one (the op index of every edge of every
+    cell, in one transfer, whatever the sampling scope)."""
+    prof = C.load_profile("smoke")
+    part = dict(C.find_part(prof, space))
+    part["data"] = {**part["data"], "image_size": 8, "batch_size": 4}
+    cfg = C.resolve(space, method, 0, prof, part)
+    net = get_space(space)().build_supernet(dict(cfg["space_cfg"]), num_classes=10)
+    m = get_method(method)(net, {**cfg["optim"], **cfg["method_cfg"]}, 3, 1, speed=cfg["speed"])
+    m.on_epoch_start(0)
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
+    m.step((x, y), (x, y))  # optimizer states exist from here on
+    forwards = []
+    handle = net.register_forward_hook(lambda *a: forwards.append(1))
+    counter = HostSyncCounter()
+    with counter:
+        m.step((x, y), (x, y))
+    handle.remove()
+    assert counter.count == (len(forwards) if m.forward_mode == "gumbel" else 0)

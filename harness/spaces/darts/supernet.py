@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import ConfigError
-from harness.spaces.base import WEIGHTING_SCOPES, EdgeWeights, Supernet, chain_sum, hard_gumbel_softmax
+from harness.spaces.base import WEIGHTING_SCOPES, Supernet, chain_sum, hard_gumbel_softmax
 from harness.spaces.darts.genotype import Genotype, derive_cell
 from harness.spaces.darts.ops import OPS, PRIMITIVES, FactorizedReduce, GDASReductionCell, ReLUConvBN
 
@@ -176,28 +176,33 @@ class DartsSupernet(Supernet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.as_input(x)
         s0 = s1 = self.stem(x)
-        self.last_indices = []
-        shared: Dict[int, Tuple[torch.Tensor, Optional[List[int]]]] = {}
-        if self.weighting_scope == "network":  # normal first, then reduce (AutoDL order)
-            for a in self.alphas():
-                shared[id(a)] = self._weights_of(a)
-        for cell in self.cells:
-            if isinstance(cell, GDASReductionCell):
-                self.last_indices.append(None)
-                s0, s1 = s1, cell(s0, s1)
-                continue
-            alpha = self._alpha_of(cell)
-            weights, index = shared[id(alpha)] if shared else self._weights_of(alpha)
-            self.last_indices.append(index)
-            s0, s1 = s1, cell(s0, s1, weights, index)
+        per_cell = self._edge_weights_per_cell()
+        self.last_indices = [None if p is None else p[1] for p in per_cell]
+        for cell, p in zip(self.cells, per_cell):
+            s0, s1 = s1, (cell(s0, s1) if p is None else cell(s0, s1, p[0], p[1]))
         out = self.global_pooling(s1)
         return self.classifier(out.view(out.size(0), -1))
 
-    def _weights_of(self, alpha: torch.Tensor) -> Tuple[torch.Tensor, Optional[List[int]]]:
-        """Ask the weighting once: (weights, sampled op per edge as a host list — the one host transfer of a
-        sampled forward — or None for a mixture)."""
-        ew: EdgeWeights = self.edge_weights(alpha)
-        return ew.weights, ew.index_list()
+    def _edge_weights_per_cell(self) -> List[Optional[Tuple[torch.Tensor, Optional[List[int]]]]]:
+        """Every search cell's (op weights, sampled op per edge or None for a mixture) for this forward; None for a
+        fixed (FRC) cell.  The weighting is asked in the contract's order — scope ``network``: once per α tensor in
+        ``alphas()`` order (normal, then reduce: AutoDL's order); scope ``cell``: once per cell, in cell order — all
+        before any cell runs (the cells draw no random numbers, so the draws are those of asking cell by cell), and
+        the sampled indices of every cell reach the host in ONE transfer: a sampled forward's only host sync."""
+        searched = [None if isinstance(c, GDASReductionCell) else self._alpha_of(c) for c in self.cells]
+        if self.weighting_scope == "network":
+            shared = {id(a): self.edge_weights(a) for a in self.alphas()}
+            asked = [None if a is None else shared[id(a)] for a in searched]
+        else:
+            asked = [None if a is None else self.edge_weights(a) for a in searched]
+        sampled = {id(ew): ew.index for ew in asked if ew is not None and ew.index is not None}
+        host: Dict[int, List[int]] = {}
+        if sampled:
+            flat = torch.cat([index.reshape(-1) for index in sampled.values()]).tolist()
+            for key, index in sampled.items():
+                n = index.numel()
+                host[key], flat = flat[:n], flat[n:]
+        return [None if ew is None else (ew.weights, host.get(id(ew))) for ew in asked]
 
     # ---- architecture ----------------------------------------------------------------------
     def alpha_probabilities(self) -> Dict[str, List[List[float]]]:
