@@ -22,7 +22,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from harness.errors import ConfigError
 
-KINDS = (float, int, bool, str, list, dict)
 #: number text as YAML 1.2 reads it (PyYAML's YAML 1.1 misses ``1e-3``: no dot, so it stays a string)
 _INT_TEXT = re.compile(r"[-+]?[0-9]+")
 _FLOAT_TEXT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")

@@ -9,7 +9,6 @@ reports (``final.arch``, chosen by the run's ``selection`` rule).
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -51,10 +50,6 @@ def select_epoch(epochs: List[Dict[str, Any]], rule: str) -> Dict[str, Any]:
         return epochs[-2] if len(epochs) >= 2 else epochs[-1]
     metric = _SELECTION_METRIC[rule]
     return max(epochs, key=lambda e: (e.get(metric, float("-inf")), -e["epoch"]))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "genotype"
 
 
 def genotype_hash(text: str) -> str:

@@ -288,13 +288,6 @@ def best_val(rec) -> Optional[float]:
     return max(ys) if ys else None
 
 
-def last_val(rec) -> Optional[float]:
-    if not is_ok(rec):
-        return None
-    _, ys = series(rec, "val_acc")
-    return ys[-1] if ys else None
-
-
 def bench_series(rec, col: str):
     xs: List[int] = []
     ys: List[float] = []

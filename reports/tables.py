@@ -13,7 +13,7 @@ import html
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from . import published as P
 from . import runs as R
@@ -136,31 +136,6 @@ class Table:
         for r in self.rows:
             w.writerow(r)
         return buf.getvalue()
-
-    def to_text(self, width: int = 190) -> List[str]:
-        """Monospace lines (for the PDF); columns shrink widest-first to fit ``width``, cells wrap."""
-        import textwrap
-
-        rows = [self.columns] + [list(map(str, r)) for r in self.rows]
-        ncol = len(self.columns)
-        budget = max(ncol * 6, width - 3 * (ncol - 1))
-        widths = [max(6, max(len(r[j]) for r in rows)) for j in range(ncol)]
-        while sum(widths) > budget:
-            j = max(range(ncol), key=lambda k: widths[k])
-            if widths[j] <= 6:
-                break
-            widths[j] -= 1
-        lines = []
-        for k, r in enumerate(rows):
-            cells = [textwrap.wrap(c, widths[j]) or [""] for j, c in enumerate(r)]
-            h = max(len(c) for c in cells)
-            for i in range(h):
-                lines.append(
-                    " | ".join((c[i] if i < len(c) else "").ljust(widths[j]) for j, c in enumerate(cells)).rstrip()
-                )
-            if k == 0:
-                lines.append("-+-".join("-" * w for w in widths))
-        return lines
 
 
 _LATEX = {
@@ -476,11 +451,6 @@ def _cost_row(t: Table, space: str, rs) -> None:
 
 
 # ------------------------------------------------------------------------------------ (d) per seed
-def _short(s: Optional[str], n=60) -> str:
-    s = s or ""
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 def per_seed_table(records, pub=None) -> Table:
     cols = [
         "Run",
