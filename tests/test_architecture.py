@@ -282,3 +282,17 @@ def test_the_scale_order_has_one_home():
                         offenders.append(f"{rel}:{n.lineno}")
     assert offenders == []
     assert SCALES[0] == "smoke" and SCALES[-1] == "paper"
+
+
+@pytest.mark.parametrize("method", registry.list_methods())
+def test_every_registered_method_has_its_docs_page(method):
+    page = REPO / "docs" / "methods" / f"{method}.md"
+    assert page.is_file(), f"docs/methods/{method}.md: what it computes, its reference, options, deviations"
+    assert f"methods/{method}.md" in (REPO / "docs" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("space", registry.list_spaces())
+def test_every_registered_space_has_its_docs_pages(space):
+    assert (REPO / "docs" / "spaces" / f"{space}.md").is_file() and (
+        REPO / "docs" / "protocols" / f"{space}.md"
+    ).is_file()
