@@ -35,6 +35,7 @@ from harness import records
 from harness.runlock import read_lock
 from tests.fixtures.harness_subprocess import harness_env, reproduce_cmd, start_reproduce
 from tests.fixtures.records_compare import read_records, strip_volatile
+from tests.test_evaluate import TINY as TINY_RECIPE
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["darts-1st", "milenas", "gdas"]
@@ -103,10 +104,8 @@ def tiny_profile(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_reference(tiny_profile, tmp_path_factory):
-    """The matrix on the local executor, in-process, one torch thread."""
-    if not (Path(os.environ.get("HARNESS_DATA", "")) / "cifar10-jpeg" / "train.zip").is_file():
-        pytest.skip("offline data not found (set HARNESS_DATA)")
+def local_reference(tiny_profile, tmp_path_factory, shared_data):
+    """The matrix on the local executor, in-process, one torch thread (data: ``shared_data``, as every test)."""
     out = tmp_path_factory.mktemp("local") / "store"
     proc = _run(reproduce_cmd(tiny_profile, out, "--workers", "1", "--threads", "1"))
     print(f"local executor: {proc.seconds:.1f} s")
@@ -517,19 +516,7 @@ def test_evaluation_run_on_the_slurm_executor(tmp_path, shared_data):
         "scale": "smoke",
         "seeds": [0],
         "parts": [{"space": "darts", "methods": ["darts-1st"]}],
-        "evaluate": {
-            "recipe": "darts",
-            "C": 4,
-            "layers": 4,
-            "image_size": 16,
-            "n_train": 200,
-            "n_test": 100,
-            "epochs": 2,
-            "batch_size": 50,
-            "crop_pad": 2,
-            "cutout": 8,
-            "auxiliary": False,
-        },
+        "evaluate": dict(TINY_RECIPE),
     }
     path = tmp_path / "tiny-eval.yaml"
     path.write_text(yaml.safe_dump(prof))

@@ -5,7 +5,6 @@ the report's claim in Markdown, HTML and PDF."""
 from __future__ import annotations
 
 import copy
-import os
 import time
 from pathlib import Path
 
@@ -311,10 +310,11 @@ RUN_ID = "nb201__darts-1st__s0"
 
 
 def _data_or_skip() -> Path:
-    data = Path(os.environ.get("HARNESS_DATA", REPO.parent / "shared" / "data"))
-    if not (data / "cifar10-jpeg" / "train.zip").is_file():
-        pytest.skip("offline data not found (set HARNESS_DATA)")
-    return data
+    from tests.conftest import SHARED_DATA  # the one place that knows where the offline data is
+
+    if not (SHARED_DATA / "cifar10-jpeg" / "train.zip").is_file():
+        pytest.skip(f"offline data not found at {SHARED_DATA} (set HARNESS_DATA)")
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="module")
