@@ -1,3 +1,15 @@
 """The search methods, one small adapter each; importing this package registers them."""
 
-from baselines import darts, gdas, milenas, single_level  # noqa: F401
+from baselines import (  # noqa: F401
+    beta_darts,
+    darts,
+    drnas,
+    fair_darts,
+    gdas,
+    idarts,
+    milenas,
+    pc_darts,
+    rdarts,
+    sdarts,
+    single_level,
+)

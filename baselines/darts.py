@@ -7,7 +7,9 @@ virtual step w' = w − ξ(μ·b + ∇w L_tr(w, α) + λ_w·w) (momentum buffer 
 clipping, no Nesterov), ξ = current weight lr, w± = w ± R·∇w' L_val(w', α), R = 0.01/‖∇w' L_val‖₂.
 The whole second-order α step (virtual step, unrolled pass, finite differences) runs in FP32 whatever
 ``speed.autocast`` says (``amp=False``): the perturbation R·v is far below bfloat16's resolution.  The
-unrolled model is the same module called with w' (``functional_call``), never a copy of the supernet.
+unrolled model is the same module called with w' (``functional_call``), never a copy of the supernet.  The
+virtual step and the finite-difference perturbations are multi-tensor operations (``torch._foreach_*``: a few
+kernels on a GPU instead of several per weight tensor), bit-identical to the per-tensor formulas (docs/speed.md).
 
 ``unrolled_form`` (which reference's Architect computes the unrolled gradient):
 ``quark0``            as above (quark0/darts cnn/architect.py: α is not among ``model.parameters()``);
@@ -40,14 +42,60 @@ def virtual_step_weights(
     weight_decay: float,
 ) -> List[Tensor]:
     """w' = w − ξ(μ·b + g + λ_w·w), detached: the next SGD-momentum update without clipping or Nesterov
-    (quark0/darts cnn/architect.py _compute_unrolled_model); a weight without buffer b has no momentum term."""
-    out = []
-    for w, g, buf in zip(weights, grads, momentum_buffers):
-        step = g + weight_decay * w.detach()
-        if buf is not None:
-            step = step + momentum * buf
-        out.append((w.detach() - xi * step).detach())
-    return out
+    (quark0/darts cnn/architect.py _compute_unrolled_model); a weight without buffer b has no momentum term.
+
+    All tensors at once (``torch._foreach_*``: a few multi-tensor kernels on a GPU instead of about six per
+    weight tensor), each operation exactly as the per-tensor formula rounds it: λ_w·w, g + (λ_w·w),
+    (…) + μ·b, ξ·(…), w − ξ·(…), one multiply and one add or subtract at a time (never the fused
+    ``alpha=`` form, which rounds differently on some devices), so the result is bit-identical to
+    ``(w − ξ·((g + λ_w·w) + μ·b))`` computed tensor by tensor (tests/test_methods.py)."""
+    weights = list(weights)
+    if not weights:
+        return []
+    with torch.no_grad():  # results are new tensors without history (detached)
+        step = list(torch._foreach_add(list(grads), torch._foreach_mul(weights, weight_decay)))
+        with_buf = [i for i, b in enumerate(momentum_buffers) if b is not None]
+        if with_buf:
+            bufs = [momentum_buffers[i] for i in with_buf]
+            summed = torch._foreach_add([step[i] for i in with_buf], torch._foreach_mul(bufs, momentum))
+            for i, t in zip(with_buf, summed):
+                step[i] = t
+        return list(torch._foreach_sub(weights, torch._foreach_mul(step, xi)))
+
+
+def _by_dtype(dst: Sequence[Tensor], src: Sequence[Tensor]) -> List[Tuple[List[Tensor], List[Tensor]]]:
+    """(dst, src) pairs grouped by dtype: a GPU's multi-tensor kernels take one dtype per list."""
+    groups: Dict[torch.dtype, Tuple[List[Tensor], List[Tensor]]] = {}
+    for d, s in zip(dst, src):
+        g = groups.setdefault(d.dtype, ([], []))
+        g[0].append(d)
+        g[1].append(s)
+    return list(groups.values())
+
+
+def copy_all_(dst: Sequence[Tensor], src: Sequence[Tensor]) -> None:
+    """``d.copy_(s)`` for every pair, as one multi-tensor copy per dtype (``torch._foreach_copy_``)."""
+    with torch.no_grad():
+        for d, s in _by_dtype(dst, src):
+            torch._foreach_copy_(d, s)
+
+
+class ScratchCopies:
+    """Copies of a fixed list of tensors, allocated once and refilled on every ``fill`` (one multi-tensor copy
+    instead of one ``clone`` per tensor): the finite differences' saved weights and the unrolled pass's BN
+    buffers.  Reallocated when the list's tensors (identity, shape, dtype, layout) change."""
+
+    def __init__(self) -> None:
+        self._key: Tuple = ()
+        self._copies: List[Tensor] = []
+
+    def fill(self, tensors: Sequence[Tensor]) -> List[Tensor]:
+        key = tuple((id(t), t.shape, t.dtype, t.stride(), t.device) for t in tensors)
+        if key != self._key:
+            self._copies = [torch.empty_like(t, memory_format=torch.preserve_format) for t in tensors]
+            self._key = key
+        copy_all_(self._copies, tensors)
+        return self._copies
 
 
 UNROLLED_FORMS = ("quark0", "milenas_architect")
@@ -144,7 +192,8 @@ class DartsSecondOrder(SearchMethod):
         # model's running statistics are not touched, as with quark0's fresh model copy).
         tensors = {n: t for n, t in zip(self._weight_names, w_prime)}
         tensors.update({n: a for n, a in zip(self._alpha_names, alphas_used)})
-        tensors.update({n: b.clone() for n, b in self.net.named_buffers()})
+        names, buffers = [n for n, _ in self.net.named_buffers()], [b for _, b in self.net.named_buffers()]
+        tensors.update(zip(names, self._scratch("buffers").fill(buffers)))
         with self.autocast(False):  # FP32 whatever speed.autocast: the unrolled pass feeds the finite differences
             logits = functional_call(self.net, tensors, (x_val,))
             loss_val = F.cross_entropy(logits, y_val)
@@ -168,19 +217,22 @@ class DartsSecondOrder(SearchMethod):
         params = self.weights if params is None else params
         r = float(self.cfg.get("fd_radius", 0.01))
         R = r / torch.cat([t.reshape(-1) for t in v]).norm()
-        original = [p.detach().clone() for p in params]
-        with torch.no_grad():
-            for p, w, t in zip(params, original, v):
-                p.copy_(w + R * t)
+        original = self._scratch("fd").fill(params)
+        with torch.no_grad():  # p = w + R·t, then w − R·t: each R·t rounded once, as p.copy_(w ± R * t)
+            step = torch._foreach_mul(list(v), R)
+            torch._foreach_add_(params, step)
         g_pos, _, _ = self.alpha_grad(x_tr, y_tr, amp=False)
+        copy_all_(params, original)
         with torch.no_grad():
-            for p, w, t in zip(params, original, v):
-                p.copy_(w - R * t)
+            torch._foreach_sub_(params, step)
         g_neg, _, _ = self.alpha_grad(x_tr, y_tr, amp=False)
-        with torch.no_grad():  # restore exactly (quark0 adds R·v back, which can drift by rounding)
-            for p, w in zip(params, original):
-                p.copy_(w)
+        copy_all_(params, original)  # restore exactly (quark0 adds R·v back, which can drift by rounding)
         return [(gp - gn) / (2 * R) for gp, gn in zip(g_pos, g_neg)]
+
+    def _scratch(self, name: str) -> ScratchCopies:
+        """The method's reusable copies ``name`` (created on first use)."""
+        store = self.__dict__.setdefault("_scratch_copies", {})
+        return store.setdefault(name, ScratchCopies())
 
     @classmethod
     def alpha_directions(cls, probe, method_cfg):

@@ -11,7 +11,9 @@ run's own batches:
   warm-up and timed iterations;
 * ``aten_ops_per_iteration``: the number of ATen operators one iteration dispatches (counted by a dispatch mode
   in one extra iteration): on a GPU each is at least one kernel launch, so it measures launch overhead on any
-  machine, CPU included.
+  machine, CPU included.  One multi-tensor ``torch._foreach_*`` operator counts once.  On a CPU, torch's SGD
+  steps its weights one tensor at a time (its multi-tensor form is its default on CUDA only), so a CPU count
+  holds about five operators per weight tensor that a GPU run dispatches as a few multi-tensor ones.
 
 The file it writes (schema ``harness.calibration/1``, the layout of the shipped
 ``data/calibration/seconds_per_iteration.json``) carries its provenance: device kind and description, torch
@@ -33,6 +35,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from harness.lifecycle import peak_memory_mb, reset_peak_memory, sync
+from harness.precision import apply_precision, prepare_network
 from harness.provenance import provenance
 
 SCHEMA = "harness.calibration/1"
@@ -50,6 +53,15 @@ class AtenOpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def count_aten_ops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """The number of ATen operators ``fn(*args, **kwargs)`` dispatches (``AtenOpCounter``); one multi-tensor
+    ``torch._foreach_*`` operator counts once, whatever the length of its lists."""
+    counter = AtenOpCounter()
+    with counter:
+        fn(*args, **kwargs)
+    return counter.count
+
+
 def one_per_variant(configs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """The first config of every (space, method, variant): a calibration does not depend on the seed."""
     seen, out = set(), []
@@ -61,7 +73,7 @@ def one_per_variant(configs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
-def _batches(run) -> Iterator:
+def search_batches(run) -> Iterator:
     """The run's own search batches, epoch after epoch (so any number of iterations can be timed)."""
     while True:
         yield from run.data.epoch(run.gen, run.steps_per_epoch)
@@ -74,13 +86,16 @@ def measure_config(
     from harness.runner import SearchRun
 
     run = SearchRun(cfg, Path("."), data_root, device)  # built, never run: nothing is written
+    apply_precision(cfg.get("precision"), device)  # as the lifecycle does before and after a run builds
     run.build()
+    for net in run.networks():
+        prepare_network(cfg.get("precision"), net)
     method = run.method
     method.on_epoch_start(0)
     run.net.train()
     bs = int(cfg["data"]["batch_size"])
     compile_seconds = method.warm_up([bs], int(cfg["data"]["image_size"]))
-    batches = _batches(run)
+    batches = search_batches(run)
     reset_peak_memory(device)
     for _ in range(warmup):
         method.step(*next(batches))
@@ -93,10 +108,7 @@ def measure_config(
         sync(device)
         times.append(time.perf_counter() - t0)
     memory = peak_memory_mb(device)
-    counter = AtenOpCounter()
-    tb, vb = next(batches)
-    with counter:
-        method.step(tb, vb)
+    aten_ops = count_aten_ops(method.step, *next(batches))
     sync(device)
     return {
         "space": cfg["space"],
@@ -111,7 +123,7 @@ def measure_config(
         "timed_iterations": iterations,
         "warmup_iterations": warmup,
         "peak_memory_mb": memory,
-        "aten_ops_per_iteration": counter.count,
+        "aten_ops_per_iteration": aten_ops,
         "compile_seconds": compile_seconds,
         "speed": cfg.get("speed"),
         "precision": cfg.get("precision"),

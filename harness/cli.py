@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from harness.cli_args import add_data_dir, add_device, add_matrix_filters, add_set
+from harness.cli_args import add_data_dir, add_device, add_matrix_filters, add_set, add_trackers
 
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3  # reproduce/search/evaluate: runs of the matrix are still running elsewhere (or were lost)
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     _add_common(p)
     _add_compile(p)
+    add_trackers(p)
 
     p = sub.add_parser("reproduce", help="every method x seed of a profile, then the report")
     p.add_argument("--profile", default="smoke")
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_compile(p)
     _add_executor(p)
+    add_trackers(p)
 
     p = sub.add_parser("plan", help="the run matrix of a profile with each run's estimated cost per device kind")
     p.add_argument("--profile", default="paper")
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     _add_common(p)
     _add_executor(p)
+    add_trackers(p)
 
     p = sub.add_parser("regress", help="check runs against a regression baseline (accuracy envelopes, relative cost)")
     p.add_argument("runs", type=Path)
@@ -181,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--update", action="store_true", help="record RUNS as the new baseline (on purpose) instead of checking"
     )
+    p.add_argument(
+        "--cost-source",
+        choices=("interleaved", "records"),
+        default="interleaved",
+        help="with --update: where the cost ratios come from: interleaved (default; the runs rebuilt and timed "
+        "round-robin, robust to load changes) | records (each run's own steady s/iter). A check follows its baseline",
+    )
+    p.add_argument("--rounds", type=int, default=5, help="with --update: timed rounds of the interleaved probe")
+    p.add_argument("--threads", type=int, default=None, help="with --update: torch threads of the probe (default 1)")
+    add_data_dir(p)
 
     from harness.calibrate import add_parser as add_calibrate
     from harness.doctor import add_parser as add_doctor
@@ -199,12 +212,14 @@ def cmd_search(args) -> int:
     from harness.lifecycle import check_output_dir, pick_device
     from harness.runlock import RUNNING_ELSEWHERE
     from harness.runner import ProgressPrinter, SearchRun, plan
+    from harness.trackers import settings_from_args
 
     profile = C.load_profile(args.profile)
     part = C.find_part(profile, args.space)
     variant = C.parse_overrides(args.variant)
     entry = {"method": args.method, "variant": variant}
     cfg = C.resolve(args.space, entry, args.seed, profile, part, _overrides(args))
+    trackers = settings_from_args(args, profile)  # unknown tracker, package missing: one error line
     _prepare_data(args)
     check_output_dir(args.out)
     if not plan([cfg], args.out):
@@ -213,7 +228,9 @@ def cmd_search(args) -> int:
             file=sys.stderr,
         )
         return 0
-    rec = SearchRun(cfg, args.out, _data_root(args), pick_device(args.device), ProgressPrinter(1)).run()
+    run = SearchRun(cfg, args.out, _data_root(args), pick_device(args.device), ProgressPrinter(1))
+    run.trackers = trackers
+    rec = run.run()
     if rec["status"] == RUNNING_ELSEWHERE:
         print(f"run {rec['run_id']} is running elsewhere ({rec['holder']}): not run here", file=sys.stderr)
         return EXIT_INCOMPLETE
@@ -268,9 +285,11 @@ def cmd_reproduce(args) -> int:
     profile, configs = C.select_matrix(args.profile, args.spaces, args.methods, _overrides(args))
     from harness.executors import executor_options
     from harness.executors.local import resolve_workers
+    from harness.trackers import settings_from_args
 
     workers = resolve_workers(args.workers, args.device)
     options = executor_options(args, profile)  # unknown executor, missing package, bad flag: one error line
+    options["trackers"] = settings_from_args(args, profile)  # live trackers log from where each run executes
     _prepare_data(args)  # bad data fails before anything is created in the output folder
     check_output_dir(args.out)
     dry_run = bool(options.get("dry_run"))
@@ -410,9 +429,12 @@ def cmd_evaluate(args) -> int:
     from harness.evaluate import run_evaluate
     from harness.executors import executor_options
     from harness.runlock import RUNNING_ELSEWHERE
+    from harness.trackers import settings_from_args
 
-    # unknown executor, missing package, bad flag: one error line; the profile may carry executor defaults
-    options = executor_options(args, load_profile(args.profile))
+    # unknown executor or tracker, missing package, bad flag: one error line; the profile may carry defaults
+    profile = load_profile(args.profile)
+    options = executor_options(args, profile)
+    options["trackers"] = settings_from_args(args, profile)
     rec = run_evaluate(args, executor=args.executor, options=options)
     if rec.get("status") == RUNNING_ELSEWHERE:
         print(f"run {rec['run_id']} is running elsewhere ({rec.get('holder')}): not run here", file=sys.stderr)
@@ -471,8 +493,10 @@ COMMANDS.update(calibrate=cmd_calibrate, doctor=cmd_doctor)
 
 def main(argv: Optional[List[str]] = None) -> int:
     from harness.errors import HarnessError
+    from harness.precision import set_cublas_workspace_early
     from harness.registry import UnknownNameError
 
+    set_cublas_workspace_early()  # before any GPU work: cuBLAS reads it once (precision.deterministic)
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -25,6 +25,13 @@ def add_set(p: argparse.ArgumentParser, example: str = "--set optim.w_lr=0.05 --
     )
 
 
+def add_trackers(p: argparse.ArgumentParser) -> None:
+    """``--tracker`` / ``--mlflow-uri``: live trackers watching the runs (``harness.trackers``, docs/trackers.md)."""
+    from harness.trackers import add_tracker_arguments
+
+    add_tracker_arguments(p)
+
+
 def add_matrix_filters(p: argparse.ArgumentParser, of_profile: bool = True) -> None:
     """``--spaces`` / ``--methods``: narrow a profile's matrix (``harness.config.select_matrix``), or the registry's
     spaces and methods (``of_profile=False``)."""

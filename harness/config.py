@@ -21,8 +21,8 @@ Resolved config layout::
      space_cfg: {...supernet kwargs...},
      optim: {w_lr, w_lr_min, momentum, nesterov, w_wd, a_lr, a_betas, a_wd, grad_clip, grad_clip_target},
      method_cfg: {...method options...},
-     epochs, max_steps_per_epoch, early_stop, eval_batch_size, selection, precision: {allow_tf32},
-     speed: {memory_format, autocast, compile}, protocol_source,
+     epochs, max_steps_per_epoch, early_stop, eval_batch_size, selection, precision: {allow_tf32[, deterministic]},
+     speed: {memory_format, autocast, compile[, compile_mode]}, protocol_source,
      protocol_provenance: {settings: {package, file}, method_row: {package, file} | null}, deviations: [str]}
 
 ``method_cfg`` holds every option of the method with its effective value: the protocol row's, the profile's,
@@ -122,7 +122,17 @@ RUN_OPTIONS: Dict[str, Option] = {
 }
 #: keys of a protocol file and of one method row in it
 PROTOCOL_KEYS = {"source", "data", "space", "optim", "epochs", "selection", "methods"}
-ROW_KEYS = {"method", "data", "space", "optim", "epochs", "selection", "reference_optim", "reference_note"}
+ROW_KEYS = {
+    "method",
+    "data",
+    "space",
+    "optim",
+    "epochs",
+    "selection",
+    "reference_optim",
+    "reference_note",
+    "reference_deviations",  # texts every run of the row records as deviations (e.g. a reconstructed reference)
+}
 PART_KEYS = {
     "space",
     "methods",
@@ -450,6 +460,7 @@ def _deviations(cfg: Dict[str, Any], protocol: Dict[str, Any], proto_epochs: int
     if cfg["selection"] != prow.get("selection", protocol.get("selection", "last")):
         out.append(f"cell selection {cfg['selection']} (reference {prow.get('selection', protocol.get('selection'))})")
     out.extend(get_space(cfg["space"]).method_deviations(get_method(cfg["method"])))
+    out.extend(str(d) for d in prow.get("reference_deviations") or [])
     out.extend(_protocol_row_deviations(cfg, protocol))
     return out
 
@@ -470,6 +481,9 @@ def resolve(
         get_method(method)
     except UnknownNameError as exc:
         raise ConfigError(str(exc)) from exc
+    supported = get_method(method).spaces
+    if supported is not None and space not in supported:
+        raise ConfigError(f"method {method} does not search space {space} (it supports: {', '.join(supported)})")
     protocol = load_protocol(space)
     prow = protocol["methods"].get(method, {})
     variant = coerce_section(variant, get_method(method).options)  # --variant sigma=1e-1: a number
@@ -515,8 +529,10 @@ def resolve(
         cfg["max_steps_per_epoch"] = part["max_steps_per_epoch"]
     if "selection" in part:
         cfg["selection"] = part["selection"]
-    if part.get("hooks"):  # after-epoch hooks (harness.hooks); absent key: no hooks, config hash unchanged
-        cfg["hooks"] = copy.deepcopy(part["hooks"])
+    # after-epoch hooks (harness.hooks): the default-on ones (collapse diagnostics), the part's merged over them
+    from harness.hooks import DEFAULT_HOOKS
+
+    cfg["hooks"] = _merge(copy.deepcopy(DEFAULT_HOOKS), part.get("hooks") or {})
     cfg["method_cfg"] = _merge(cfg["method_cfg"], (part.get("method_overrides") or {}).get(method))
     cfg["method_cfg"] = _merge(cfg["method_cfg"], variant)
     for dotted, value in (overrides or {}).items():
@@ -524,10 +540,9 @@ def resolve(
     _coerce_numbers(cfg)
     validate(cfg)
     cfg["method_cfg"] = with_defaults(cfg["method_cfg"], get_method(method).options)
-    if "hooks" in cfg:
-        from harness.hooks import resolve_hooks
+    from harness.hooks import resolve_hooks
 
-        cfg["hooks"] = resolve_hooks(cfg["hooks"], cfg)
+    cfg["hooks"] = resolve_hooks(cfg["hooks"], cfg)
     cfg["deviations"] = _deviations(cfg, protocol, proto_epochs, prow)
     return cfg
 

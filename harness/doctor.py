@@ -7,7 +7,8 @@
    initial state and the same batch: once as the reference (CPU, float64) and once as the candidate (the chosen
    device in float32, the precision a run uses; on a machine without a GPU the candidate is CPU float32).
    Random draws (GDAS's Gumbel noise) come from one CPU generator in float64 for both, so both runs sample the
-   same path.  Compared, as max relative differences ‖a − b‖∞ / max(‖b‖∞, tiny):
+   same path; every other random draw of an iteration (DrNAS's Dirichlet samples, SDARTS's perturbations, …) is
+   recorded in the reference run and replayed, cast, in the candidate run (:class:`SharedDraws`).  Compared:
    * ``logits``: the supernet's logits on the batch before the iteration;
    * ``alpha_grad``: the gradient the method hands its α optimizer (after every term, unrolled or mixed);
    * ``weights``: every weight after the iteration.
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from harness.spaces.base import EdgeWeighting, EdgeWeights, GumbelWeighting, hard_gumbel_softmax
 
@@ -42,6 +44,42 @@ TOLERANCES: Dict[str, float] = {
 }
 BATCH = 8
 IMAGE_SIZE = 8
+
+
+#: ATen operators that draw random numbers (their outputs are recorded and replayed by ``SharedDraws``)
+RANDOM_OPS = frozenset(
+    {
+        "uniform_", "normal_", "exponential_", "bernoulli_", "bernoulli", "random_", "cauchy_", "geometric_",
+        "log_normal_", "normal", "rand", "randn", "randint", "randperm", "multinomial", "poisson",
+        "_standard_gamma", "_sample_dirichlet", "rand_like", "randn_like", "randint_like",
+    }
+)  # fmt: skip
+
+
+class SharedDraws(TorchDispatchMode):
+    """Records the output of every random ATen operator (``record=True``, the reference run) or overwrites each
+    with the recorded value cast to the run's dtype and device (the candidate run), so that two runs of one
+    iteration in different precisions draw the same noise whatever the method draws."""
+
+    def __init__(self, tape: List[torch.Tensor], record: bool):
+        super().__init__()
+        self.tape, self.record, self.position = tape, record, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__ not in RANDOM_OPS or not isinstance(out, torch.Tensor):
+            return out
+        if self.record:
+            self.tape.append(out.detach().clone())
+        else:
+            if self.position >= len(self.tape) or self.tape[self.position].shape != out.shape:
+                raise RuntimeError(
+                    f"doctor: the candidate run drew different random numbers ({func}) than the reference"
+                )
+            with torch.no_grad():
+                out.copy_(self.tape[self.position].to(device=out.device, dtype=out.dtype))
+            self.position += 1
+        return out
 
 
 class SharedNoiseGumbel(EdgeWeighting):
@@ -120,6 +158,7 @@ def _one_iteration(
     device: torch.device,
     dtype: torch.dtype,
     noise_seed: int,
+    draws: SharedDraws,
 ) -> Dict[str, Any]:
     """Logits, the α-gradient the α optimizer receives, and the weights after one iteration of ``cfg``'s method."""
     from harness.registry import get_method, get_space
@@ -140,7 +179,7 @@ def _one_iteration(
         net.set_weighting(SharedNoiseGumbel(net.weighting, gen))
     x, y = (t.to(device) for t in batch)
     x = x.to(dtype)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+    with torch.no_grad(), torch.random.fork_rng(devices=[]), draws:
         logits = net(x)
     grads: List[List[torch.Tensor]] = []
     a_step = method.a_opt.step
@@ -150,7 +189,8 @@ def _one_iteration(
         return a_step(*args, **kwargs)
 
     method.a_opt.step = recording_step
-    method.step((x, y), (x, y))
+    with draws:
+        method.step((x, y), (x, y))
     return {
         "logits": logits,
         "alpha_grad": torch.cat([g.reshape(-1) for g in grads[-1]]) if grads else None,
@@ -170,8 +210,11 @@ def check_method(space: str, method: str, device: torch.device, seed: int = 0) -
         torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE, generator=gen, dtype=torch.float64),
         torch.randint(0, 10, (BATCH,), generator=gen),
     )
-    ref = _one_iteration(cfg, state, batch, torch.device("cpu"), torch.float64, seed + 2)
-    cand = _one_iteration(cfg, state, batch, device, torch.float32, seed + 2)
+    tape: List[torch.Tensor] = []
+    torch.manual_seed(seed + 3)
+    ref = _one_iteration(cfg, state, batch, torch.device("cpu"), torch.float64, seed + 2, SharedDraws(tape, True))
+    torch.manual_seed(seed + 3)
+    cand = _one_iteration(cfg, state, batch, device, torch.float32, seed + 2, SharedDraws(tape, False))
     diffs = {k: _rel(cand[k], ref[k]) for k in ("logits", "alpha_grad", "weights") if ref[k] is not None}
     cls = get_method(method)
     limits = dict(TOLERANCES)

@@ -18,6 +18,12 @@ Resolution order: DARTS base → recipe overlay → profile ``evaluate:`` sectio
   the epoch, which on PyTorch ≥ 1.1 shifts the schedule by one epoch; docs/evaluation.md#how-a-run-trains).
 * The auxiliary head needs 8×8 features at cell 2L/3, i.e. 32×32 inputs; profiles on smaller
   images switch it off (listed in the deviations).
+* How the network trains on the device (``TRAINING_OPTIONS``, absent = the reference's FP32 NCHW, so recipes
+  written before these keys keep their run ids): ``precision`` ``fp32`` | ``tf32`` (TF32 cuDNN convolutions
+  and matmul, GPUs from Ampere on; it sets the run's ``precision.allow_tf32``; no effect on a CPU, which the
+  record's ``provenance.precision.note`` says) | ``bf16`` (bfloat16 autocast of the training forward pass and
+  loss; the test pass stays FP32); ``memory_format`` ``contiguous`` | ``channels_last`` (weights and input
+  batches NHWC).  Each non-reference value is a deviation (docs/evaluation.md#training-precision-and-layout).
 """
 
 from __future__ import annotations
@@ -122,6 +128,25 @@ EVAL_OPTIONS: Dict[str, Option] = {
     ),
     "eval_batch_size": _opt("test batch size", int, "eval_batch_size", minimum=1),
 }
+#: how the evaluation network trains on the device: optional keys, absent = the reference's value (below)
+TRAINING_OPTIONS: Dict[str, Option] = {
+    "precision": Option(
+        "training arithmetic: fp32 (reference) | tf32 (TF32 convolutions and matmul on GPUs from Ampere on; "
+        "no effect on CPU) | bf16 (bfloat16 autocast of the training forward pass)",
+        str,
+        choices=("fp32", "tf32", "bf16"),
+        nullable=True,
+    ),
+    "memory_format": Option(
+        "layout of the network's weights and input batches: contiguous (NCHW, reference) | channels_last (NHWC)",
+        str,
+        choices=("contiguous", "channels_last"),
+        nullable=True,
+    ),
+}
+#: the references' values of ``TRAINING_OPTIONS`` (quark0/darts cnn/train.py: FP32, NCHW)
+TRAINING_REFERENCE: Dict[str, str] = {"precision": "fp32", "memory_format": "contiguous"}
+EVAL_OPTIONS.update(TRAINING_OPTIONS)
 EVAL_KEYS = tuple(EVAL_OPTIONS)
 
 
@@ -143,7 +168,7 @@ def validate_eval_config(cfg: Dict[str, Any], where: str = "evaluate") -> None:
     """Types and ranges of a resolved evaluation recipe; raises ``ConfigError`` with one clear message."""
     validate_section(cfg, EVAL_OPTIONS, where)
     for key in EVAL_KEYS:
-        if key not in cfg:
+        if key not in cfg and key not in TRAINING_OPTIONS:
             raise ConfigError(f"{where}: missing key {key!r}")
     if cfg["lr_min"] > cfg["lr"]:
         raise ConfigError(f"{where}.lr_min must be in [0, lr={cfg['lr']}], not {cfg['lr_min']}")
@@ -160,6 +185,20 @@ def validate_eval_config(cfg: Dict[str, Any], where: str = "evaluate") -> None:
             f"{where}.auxiliary needs 32x32 images (the auxiliary head pools 8x8 features), "
             f"image_size is {cfg['image_size']}; set auxiliary: false"
         )
+
+
+def training_setting(cfg: Dict[str, Any], key: str) -> str:
+    """``precision`` or ``memory_format`` of a resolved recipe (absent: the reference's ``fp32`` / ``contiguous``)."""
+    return str(cfg.get(key) or TRAINING_REFERENCE[key])
+
+
+def run_precision_policy(profile_precision: Optional[Dict[str, Any]], cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The evaluation run's ``precision`` section (``harness.precision``): the profile's, with TF32 allowed when
+    the recipe says ``precision: tf32`` and refused when it says ``fp32`` or ``bf16`` explicitly."""
+    out = dict(profile_precision or {})
+    if cfg.get("precision"):
+        out["allow_tf32"] = training_setting(cfg, "precision") == "tf32"
+    return out
 
 
 def parse_eval_overrides(items: Optional[Sequence[str]]) -> Dict[str, Any]:
@@ -240,4 +279,17 @@ def eval_deviations(cfg: Dict[str, Any]) -> List[str]:
     ):
         if cfg[key] != base[key]:
             out.append(f"{key}={cfg[key]} (reference {base[key]})")
+    precision = training_setting(cfg, "precision")
+    if precision == "tf32":
+        out.append(
+            "precision=tf32: TF32 cuDNN convolutions and matmul on GPUs from Ampere on (10-bit mantissa inputs; "
+            "reference FP32; no effect on CPU)"
+        )
+    elif precision == "bf16":
+        out.append("precision=bf16: training forward pass and loss in bfloat16 autocast (reference FP32)")
+    if training_setting(cfg, "memory_format") == "channels_last":
+        out.append(
+            "memory_format=channels_last: weights and batches in NHWC (the same values up to float rounding; "
+            "reference NCHW)"
+        )
     return out

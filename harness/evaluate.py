@@ -30,8 +30,12 @@ from harness.eval_recipe import (
     lr_at,
     parse_eval_overrides,
     resolve_eval_config,
+    run_precision_policy,
+    training_setting,
 )
 from harness.lifecycle import ProgressFn, Run, check_finite, check_output_dir, read_finished_record, sync
+from harness.methods import MEMORY_FORMATS
+from harness.precision import check_bf16
 from harness.registry import get_space
 from harness.selection import default_space, resolve_cell
 from harness.spaces.base import count_parameters_millions
@@ -61,6 +65,11 @@ class EvalRun(Run):
         self.data = TrainTestData(r, self.device, self.data_root, self.download)
         space = get_space(self.cfg["space"])(data_dir=self.data_root)
         self.net = space.eval_network(space.parse_arch(self.cfg["genotype"]), r, num_classes=10).to(self.device)
+        self.memory_format = MEMORY_FORMATS[training_setting(r, "memory_format")]
+        self.net = self.net.to(memory_format=self.memory_format)  # before the optimizer sees the parameters
+        self.bf16 = training_setting(r, "precision") == "bf16"
+        if self.bf16:
+            check_bf16(self.device)
         self.optimizer = torch.optim.SGD(
             self.net.parameters(), lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"]
         )
@@ -102,10 +111,11 @@ class EvalRun(Run):
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         n = 0
         for xb, yb in self.data.train_batches(self.gen):
-            logits, logits_aux = self.net(xb)
-            loss = F.cross_entropy(logits, yb)
-            if r["auxiliary"] and logits_aux is not None:
-                loss = loss + r["auxiliary_weight"] * F.cross_entropy(logits_aux, yb)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):  # recipe precision
+                logits, logits_aux = self.net(xb.contiguous(memory_format=self.memory_format))
+                loss = F.cross_entropy(logits, yb)
+                if r["auxiliary"] and logits_aux is not None:
+                    loss = loss + r["auxiliary_weight"] * F.cross_entropy(logits_aux, yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if r["grad_clip"] > 0:
@@ -134,7 +144,7 @@ class EvalRun(Run):
         self.net.eval()
         loss_sum, correct, n = 0.0, 0, 0
         for xb, yb in self.data.test_batches():
-            logits, _ = self.net(xb)
+            logits, _ = self.net(xb.contiguous(memory_format=self.memory_format))
             loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
             correct += int((logits.argmax(1) == yb).sum())
             n += int(yb.shape[0])
@@ -205,7 +215,7 @@ def build_eval_config(args) -> Dict[str, Any]:
         "selection": cell["selection"],
         "evaluate": recipe,
         "recipe_source": RECIPE_SOURCES[recipe["recipe"]],
-        "precision": dict(profile.get("precision") or {}),
+        "precision": run_precision_policy(profile.get("precision"), recipe),
         "deviations": eval_deviations(recipe),
     }
 

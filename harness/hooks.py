@@ -23,8 +23,9 @@ Contract of a hook (tests/test_hooks.py checks the lifecycle's side; tests/test_
   ``resolve_settings`` may turn settings into numbers that depend on the run's config;
 * ``setup`` runs once per process (again after a resume), ``after_epoch`` after every epoch.
 
-Hooks planned beside ``hypergrad`` (``harness.hypergrad.hook``): collapse diagnostics (Hessian
-eigenvalues) and tracker logging.
+Built-in hooks: ``hypergrad`` (``harness.hypergrad.hook``) and ``collapse`` (``harness.diagnostics.collapse``:
+α-Hessian eigenvalue, parameter-free ops, mixing entropy), which is on for every search (``DEFAULT_HOOKS``; a
+profile part's or ``--set``'s settings are merged over its defaults).
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from harness.errors import ConfigError
 from harness.schema import Option, validate_section, with_defaults
 
 #: modules that register the built-in hooks (imported on first lookup)
-BUILTIN_HOOK_MODULES = ("harness.hypergrad.hook",)
+BUILTIN_HOOK_MODULES = ("harness.hypergrad.hook", "harness.diagnostics.collapse")
+#: hooks every search config carries (settings merged under a profile part's ``hooks``): collapse diagnostics
+DEFAULT_HOOKS: Dict[str, Dict[str, Any]] = {"collapse": {}}
 
 _HOOKS: Dict[str, Type["EpochHook"]] = {}
 
@@ -199,6 +202,7 @@ __all__ = [
     "get_hook",
     "list_hooks",
     "resolve_hooks",
+    "DEFAULT_HOOKS",
     "build_hooks",
     "run_after_epoch",
     "json_safe",

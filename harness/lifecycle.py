@@ -40,9 +40,10 @@ import torch
 from harness import records
 from harness.errors import ConfigError, HarnessError
 from harness.hooks import build_hooks, run_after_epoch
-from harness.precision import apply_precision
+from harness.precision import apply_precision, prepare_network
 from harness.provenance import provenance
 from harness.runlock import LockLost, RunLock, elsewhere_summary
+from harness.trackers import start as start_trackers
 
 ProgressFn = Callable[[Dict[str, Any]], None]
 FINISHED = ("ok", "failed")
@@ -211,6 +212,9 @@ class Run:
     #: set by ``build``: the run's data (with a ``provenance`` dict) and its data generator (checkpointed)
     data: Any
     gen: torch.Generator
+    #: trackers watching this run (``harness.trackers.TrackerSettings``, set by ``harness.trackers.with_trackers``):
+    #: observers, never in the config; told after the first record write, after each epoch and at the end
+    trackers: Any = None
 
     def __init__(
         self,
@@ -253,6 +257,11 @@ class Run:
 
     def stop_early(self, record: Dict[str, Any], entry: Dict[str, Any]) -> bool:
         return False
+
+    def networks(self) -> List[torch.nn.Module]:
+        """The networks ``build`` made (the precision policy may swap modules in them): ``self.net``."""
+        net = getattr(self, "net", None)
+        return [net] if isinstance(net, torch.nn.Module) else []
 
     def module_state(self) -> Dict[str, Any]:  # pragma: no cover - abstract
         """Network and optimizer states for the checkpoint (RNG states are added by the lifecycle)."""
@@ -386,6 +395,8 @@ class Run:
                 "first_epoch": start,
             }
         ]
+        if self.trackers:
+            record["provenance"]["attempts"][-1]["trackers"] = list(self.trackers.names)
         if self.events:
             record["events"] = (record.get("events") or []) + self.events
 
@@ -413,6 +424,8 @@ class Run:
         reset_peak_memory(self.device)
         precision = apply_precision(self.cfg.get("precision"), self.device)
         self.build()
+        for net in self.networks():  # precision.deterministic: deterministic module forms (harness.precision)
+            prepare_network(self.cfg.get("precision"), net)
         state = self.resume()
         self.hooks = build_hooks(self.cfg, self.kind)
         for hook in self.hooks:
@@ -423,6 +436,7 @@ class Run:
             record, start = self.new_record(precision), 0
         self.note_attempt(record, start)
         records.write_record(self.record_path, record)
+        self.watch = start_trackers(self.trackers, self, record)  # no trackers: an empty set, no backend imported
         epochs = self.total_epochs()
         try:
             for epoch in range(start, epochs):
@@ -431,6 +445,7 @@ class Run:
                 run_after_epoch(self.hooks, self, epoch, entry)  # timed apart from epoch_seconds, RNG forked
                 self.lock.beat()  # heartbeat; LockLost if another executor took this run over
                 record["epochs"].append(entry)
+                self.watch.epoch(record, entry)  # trackers: a failure is one warning line, never the run's
                 self.progress(
                     {
                         "run_id": self.run_id,
@@ -450,6 +465,7 @@ class Run:
                     self.save_checkpoint(record, epoch + 1)
                     records.write_record(self.record_path, record)
         except (KeyboardInterrupt, SystemExit, LockLost):
+            self.watch.close(record)
             raise
         except Exception as exc:  # a failed run is recorded, and the matrix goes on
             return self._finish_failed(record, exc)
@@ -462,6 +478,7 @@ class Run:
         record["finished_at"] = now()
         records.write_record(self.record_path, record)
         self.remove_checkpoints()
+        self.watch.close(record)
         return record
 
     def _finish_failed(self, record: Dict[str, Any], exc: BaseException) -> Dict[str, Any]:
@@ -470,6 +487,7 @@ class Run:
         record["finished_at"] = now()
         records.write_record(self.record_path, record)
         self.remove_checkpoints()
+        self.watch.close(record)
         return record
 
 

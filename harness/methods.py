@@ -31,6 +31,9 @@ Speed settings (config section ``speed``, ``SPEED_DEFAULTS``; how a step runs, r
                     ``torch.compile`` (inductor); its warm-up is timed apart (``compile_seconds``) and cached
                     by inductor across runs of the same shapes (``TORCHINDUCTOR_CACHE_DIR``, default
                     ``/tmp/torchinductor_$USER``)
+``compile_mode``    with ``compile``: torch.compile's ``mode``, ``default`` (absent) | ``reduce-overhead``
+                    (the compiled passes replayed as CUDA graphs; a deviation; docs/speed.md says where a step
+                    allows capture)
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ SPEED_CHOICES: Dict[str, Tuple[Any, ...]] = {
     "compile": (False, True),
 }
 MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+#: ``speed.compile_mode``: torch.compile's ``mode`` (``reduce-overhead``: CUDA graphs)
+COMPILE_MODES = ("default", "reduce-overhead")
 SPEED_OPTIONS: Dict[str, Option] = {
     "memory_format": Option(
         "conv weights and inputs NHWC (channels_last) or NCHW (contiguous)",
@@ -79,6 +84,13 @@ SPEED_OPTIONS: Dict[str, Option] = {
         bool,
         choices=SPEED_CHOICES["compile"],
         default=SPEED_DEFAULTS["compile"],
+    ),
+    # absent unless set (so configs written before it keep their hash): absent = "default"
+    "compile_mode": Option(
+        "torch.compile mode with speed.compile: default | reduce-overhead (CUDA graphs; docs/speed.md)",
+        str,
+        choices=COMPILE_MODES,
+        nullable=True,
     ),
 }
 
@@ -103,6 +115,11 @@ def speed_deviations(speed: Dict[str, Any]) -> List[str]:
             "speed.compile=true: supernet forward compiled by torch.compile (inductor); fused kernels "
             "round differently from eager FP32"
         )
+        if speed.get("compile_mode") == "reduce-overhead":
+            out.append(
+                "speed.compile_mode=reduce-overhead: the compiled forward and backward replayed as CUDA graphs "
+                "(the compiled kernels' rounding; on CPU the mode has no graphs to capture)"
+            )
     return out
 
 
@@ -159,6 +176,9 @@ class SearchMethod:
     forward_mode: ClassVar[str] = "softmax"
     #: options this method understands beyond the shared optimizer keys (``method_cfg``)
     options: ClassVar[Dict[str, Option]] = BASE_OPTIONS
+    #: the registered spaces this method can search (None: every space); another space is one ConfigError line when
+    #: a config resolves
+    spaces: ClassVar[Optional[Tuple[str, ...]]] = None
 
     @classmethod
     def validate_options(cls, method_cfg: Dict[str, Any]) -> None:
@@ -280,6 +300,11 @@ class SearchMethod:
         """``speed.compile`` applies to softmax-mode methods (a GDAS forward's structure changes per sample)."""
         return bool(self.speed["compile"]) and self.forward_mode == "softmax"
 
+    @property
+    def compile_mode(self) -> str:
+        """torch.compile's ``mode`` (``speed.compile_mode``, absent = ``default``)."""
+        return str(self.speed.get("compile_mode") or "default")
+
     def warm_up(self, batch_sizes: List[int], image_size: int, channels: int = 3) -> Optional[float]:
         """With ``speed.compile``: compile the supernet forward and backward for every batch size an epoch
         feeds (outside the timed search loop) and return the seconds it took (None without compile; 0.0
@@ -289,7 +314,7 @@ class SearchMethod:
         if self.compile_seconds is not None:
             return 0.0
         if self._forward is self.net:
-            self._forward = torch.compile(self.net, dynamic=False)
+            self._forward = torch.compile(self.net, dynamic=False, mode=self.compile_mode)
         device = self.weights[0].device
         saved = {k: v.detach().clone() for k, v in self.net.named_buffers()}
         devices = [device.index or 0] if device.type == "cuda" else []
@@ -352,6 +377,8 @@ class SearchMethod:
         """∇α L(w, α) on one batch, computed w.r.t. α only (weights' grads untouched)."""
         loss, logits = self.loss(x, y, amp=amp)
         grads = torch.autograd.grad(loss, self.alphas)
+        if self.compiled and self.compile_mode == "reduce-overhead":  # CUDA-graph outputs are overwritten by the
+            grads = tuple(g.clone() for g in grads)  # graph's next replay: own copies (docs/speed.md)
         return list(grads), loss, logits
 
     def apply_alpha_grad(self, grads: List[torch.Tensor]) -> None:

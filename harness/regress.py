@@ -11,18 +11,24 @@ A baseline holds one entry per ``space/method[variant]/profile`` (search records
   ``[min − margin, max + margin]`` (clipped to [0, 100]) with ``margin = max(K_STD · std, floor)`` (:data:`ACC_RULES`).
   Each observed seed must lie inside the envelope.  A run store may hold fewer seeds than the
   baseline (CI runs seed 0; the envelope came from seeds 0-2).
-* **Search cost as ratios**, never absolute seconds: a method's steady seconds per iteration
-  (``final.seconds_per_iteration_steady``, else ``seconds_per_iteration``) divided by the
-  reference workload of the same space, profile, seed and run store — the geometric mean of the
-  steady s/iter of every method of that space (:data:`REFERENCE`), all measured on the same machine
-  under the same load.  (A single reference method, e.g. darts-1st, was tried first: its runs are
-  only a few seconds long, and one noisy reference run moved every ratio of its space.)  Every
+* **Search cost as ratios**, never absolute seconds: a method's seconds per iteration divided by the
+  reference workload of the same space and sample — the geometric mean of the s/iter of every method of
+  that space (:data:`REFERENCE`).  Where the seconds come from is the baseline's cost ``source``:
+  ``interleaved`` (the default of a new baseline, :data:`INTERLEAVED`): ``harness.cost_probe`` rebuilds each
+  entry's run from its record's resolved config and times one iteration of every run per round, round-robin,
+  ``rounds`` rounds after ``warmup`` — a sample is a round, so all methods of a sample share one machine state;
+  ``records``: each run's own ``final.seconds_per_iteration_steady`` (else ``seconds_per_iteration``), a sample
+  per seed — runs measured minutes apart, which on a shared CI machine moved a ratio by ±40 % with no code
+  change (2026-11-30: nb201 MiLeNAS ÷ DARTS-2nd read 0.37 on CI and 0.79 here against a baseline of 0.59).
+  On CPU the probe's clock is the process's CPU time (``harness.cost_probe.probe_clock``).  (A single
+  reference method, e.g. darts-1st, was tried first: its runs are only a few seconds long, and one noisy
+  reference run moved every ratio of its space.)  Every
   method gets a ratio, so a slower darts-1st fails as its own row.  Plus the MiLeNAS / DARTS-2nd
-  ratio per space.  Per seed, ratio_s = t_method,s / geomean_methods(t_·,s); the baseline value
-  is the median over seeds, the observed value the geometric mean over the seeds present.  A
+  ratio per space.  Per sample, ratio_s = t_method,s / geomean_methods(t_·,s); the baseline value
+  is the median over samples, the observed value the geometric mean over the samples present.  A
   ratio passes when ``value/(1+tol) <= observed <= value·(1+tol)`` (two-sided: a big unexplained
   speed-up also means the baseline is stale).  ``tol = clip(COST_K_SPREAD · max relative
-  deviation of a per-seed ratio from the median, COST_TOL_MIN, COST_TOL_MAX)``: with 5 methods a
+  deviation of a per-sample ratio from the median, COST_TOL_MIN, COST_TOL_MAX)``: with 5 methods a
   +100 % slowdown of one method raises its ratio ×2^(4/5) = ×1.74, beyond the largest tolerance
   (×1.6).
 
@@ -76,6 +82,22 @@ ACC_RULES: Dict[str, Dict[str, float]] = {
 COST_TOL_MIN = 0.5  # ×/÷ 1.5: passes the scheduling noise of 2 busy worker processes
 COST_K_SPREAD = 2.0
 COST_TOL_MAX = 0.6  # ×/÷ 1.6 at most: a +100 % slowdown of one of 5 methods (×1.74) always fails
+#: default cost source of a new baseline: the interleaved probe (``harness.cost_probe``), 1 torch thread as CI
+INTERLEAVED: Dict[str, Any] = {"source": "interleaved", "rounds": 5, "warmup": 1, "min_seconds": 0.5, "threads": 1}
+COST_SOURCES = ("interleaved", "records")
+
+
+def baseline_cost_rules(baseline: Dict[str, Any]) -> Dict[str, Any]:
+    """Where a baseline's cost samples came from (files without a ``source`` were recorded from the records)."""
+    rules = (baseline.get("rules") or {}).get("cost") or {}
+    return rules if rules.get("source") in COST_SOURCES else {**rules, "source": "records"}
+
+
+def cost_samples(
+    groups: Dict[str, List[Dict[str, Any]]], rules: Dict[str, Any], data_root: Optional[Path] = None
+) -> "Samples":
+    """The cost samples of ``groups`` as ``rules`` say: the records' own timings, or the interleaved probe."""
+    return probe_samples(groups, rules, data_root) if rules.get("source") == "interleaved" else record_samples(groups)
 
 
 # ---------------------------------------------------------------------- reading runs
@@ -149,36 +171,89 @@ def _geomean(values: List[float]) -> float:
     return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
-def _reference_by_seed(space_groups: Dict[str, List[Dict[str, Any]]], members: List[str]) -> Dict[int, float]:
-    """Seed -> geometric mean steady s/iter over ``members`` (entry keys); only seeds where all are ok."""
-    per: Dict[int, Dict[str, float]] = defaultdict(dict)
-    for key in members:
-        for r in space_groups.get(key, []):
+#: entry key -> sample id -> seconds per search iteration.  A sample is one seed's run (cost source
+#: ``records``: the run's steady s/iter) or one round of the interleaved probe (``interleaved``: ``"r0"``, …)
+Samples = Dict[str, Dict[str, float]]
+
+
+def record_samples(groups: Dict[str, List[Dict[str, Any]]]) -> Samples:
+    """Cost source ``records``: each ok run's own steady s/iter, one sample per seed."""
+    out: Samples = {}
+    for key, grp in groups.items():
+        out[key] = {}
+        for r in grp:
             t = seconds_per_iteration(r) if r.get("status") == "ok" else None
             if t:
-                per[r["seed"]][key] = t
-    return {seed: _geomean(list(ts.values())) for seed, ts in per.items() if len(ts) == len(members)}
-
-
-def _ratios(recs: List[Dict[str, Any]], den_by_seed: Dict[int, float]) -> Dict[str, float]:
-    out = {}
-    for r in recs:
-        t, d = seconds_per_iteration(r), den_by_seed.get(r["seed"])
-        if r.get("status") == "ok" and t and d:
-            out[str(r["seed"])] = t / d
+                out[key][str(r["seed"])] = t
     return out
 
 
-def _cost_block(per_seed: Dict[str, float], reference: str, extra: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    if not per_seed:
+def _probe_device(recs: List[Dict[str, Any]]):
+    """The device kind the runs were measured on (their provenance), so the probe times the same kind."""
+    from harness.lifecycle import pick_device
+
+    kinds = {str((r.get("provenance") or {}).get("device", "cpu")).split(":", 1)[0] for r in recs}
+    return pick_device("cuda" if kinds == {"cuda"} else "cpu")
+
+
+def probe_samples(
+    groups: Dict[str, List[Dict[str, Any]]], rules: Dict[str, Any], data_root: Optional[Path] = None
+) -> Samples:
+    """Cost source ``interleaved``: ``harness.cost_probe`` rebuilds each entry's run (its lowest ok seed's
+    resolved config) and times ``rounds`` round-robin iterations with ``rules["threads"]`` torch threads."""
+    import torch
+
+    from harness.cost_probe import clock_name, probe
+
+    configs, recs = {}, []
+    for key, grp in groups.items():
+        ok = [r for r in grp if r.get("status") == "ok" and r.get("config")]
+        if ok:
+            configs[key] = ok[0]["config"]
+            recs.append(ok[0])
+    if not configs:
+        return {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(rules.get("threads") or threads))
+    try:
+        device = _probe_device(recs)
+        print(
+            f"cost probe: {len(configs)} run kinds x {rules['rounds']} interleaved rounds "
+            f"(+{rules['warmup']} warm-up), {torch.get_num_threads()} torch thread(s), clock {clock_name(device)}",
+            flush=True,
+        )
+        return probe(
+            configs,
+            device,
+            data_root,
+            int(rules["rounds"]),
+            int(rules["warmup"]),
+            float(rules.get("min_seconds", 0.0)),
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _reference(samples: Samples, members: List[str]) -> Dict[str, float]:
+    """Sample id -> geometric mean s/iter over ``members`` (entry keys); only samples every member has."""
+    ids = set.intersection(*(set(samples.get(k, {})) for k in members)) if members else set()
+    return {i: _geomean([samples[k][i] for k in members]) for i in ids}
+
+
+def _ratios(times: Dict[str, float], den: Dict[str, float]) -> Dict[str, float]:
+    return {i: t / den[i] for i, t in times.items() if t and den.get(i)}
+
+
+def _cost_block(per_sample: Dict[str, float], reference: str, extra: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    if not per_sample:
         return None
-    value = statistics.median(per_seed.values())
-    spread = max(abs(v / value - 1.0) for v in per_seed.values())
+    value = statistics.median(per_sample.values())
+    spread = max(abs(v / value - 1.0) for v in per_sample.values())
     tol = min(COST_TOL_MAX, max(COST_TOL_MIN, COST_K_SPREAD * spread))
     return {
         "reference": reference,
         "value": value,
-        "per_seed": per_seed,
+        "per_sample": dict(sorted(per_sample.items())),
         "max_rel_spread": spread,
         "tol": tol,
         "low": value / (1.0 + tol),
@@ -194,7 +269,14 @@ def _space_members(keys: Iterable[str], space: str, profile: str) -> List[str]:
 # ---------------------------------------------------------------------- recording
 
 
-def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]:
+def build_baseline(
+    recs: List[Dict[str, Any]],
+    runs_dir: Path,
+    cost_rules: Optional[Dict[str, Any]] = None,
+    data_root: Optional[Path] = None,
+) -> Dict[str, Any]:
+    """The baseline of ``recs``; ``cost_rules`` (default :data:`INTERLEAVED`) says where the cost samples come from."""
+    cost_rules = dict(INTERLEAVED if cost_rules is None else cost_rules)
     failed = [r["run_id"] for r in recs if r.get("status") != "ok"]
     if failed:
         raise HarnessError(
@@ -203,6 +285,7 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
     if not recs:
         raise HarnessError(f"no search records under {runs_dir}: nothing to record")
     groups = _group(recs)
+    samples = cost_samples(groups, cost_rules, data_root)
     entries: Dict[str, Any] = {}
     for key, grp in sorted(groups.items()):
         r0 = grp[0]
@@ -221,15 +304,15 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
                 "high": min(100.0, st["max"] + margin),
             }
         members = _space_members(groups, r0["space"], r0["profile"])
-        ref = _reference_by_seed(groups, members)
+        ref = _reference(samples, members)
         cost = (
             _cost_block(
-                _ratios(grp, ref),
+                _ratios(samples.get(key, {}), ref),
                 REFERENCE,
                 {
                     "members": members,
-                    "seconds_per_iteration": {str(r["seed"]): seconds_per_iteration(r) for r in grp},
-                    "reference_seconds_per_iteration": {str(k): v for k, v in sorted(ref.items())},
+                    "seconds_per_iteration": dict(sorted(samples.get(key, {}).items())),
+                    "reference_seconds_per_iteration": dict(sorted(ref.items())),
                 },
             )
             if len(members) > 1
@@ -255,8 +338,7 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
                 continue
             den_key = entry_key(r0["space"], den, {}, r0["profile"])
             if den_key in groups:
-                den_t = {r["seed"]: seconds_per_iteration(r) for r in groups[den_key]}
-                block = _cost_block(_ratios(grp, {k: v for k, v in den_t.items() if v}), den, {})
+                block = _cost_block(_ratios(samples.get(key, {}), samples.get(den_key, {})), den, {})
                 if block:
                     pairs[f"{r0['space']}/{num}÷{den}/{r0['profile']}"] = {
                         "space": r0["space"],
@@ -293,14 +375,15 @@ def build_baseline(recs: List[Dict[str, Any]], runs_dir: Path) -> Dict[str, Any]
                 "each observed seed must lie inside",
             },
             "cost": {
-                "reference": "geometric mean steady s/iter of all methods of the space (same seed, profile, run store)",
+                **cost_rules,
+                "reference": "geometric mean s/iter of all methods of the space (same sample: seed or probe round)",
                 "tol_min": COST_TOL_MIN,
                 "k_spread": COST_K_SPREAD,
                 "tol_max": COST_TOL_MAX,
-                "ratio": "per seed: steady s/iter of the method / reference; baseline value = median over "
-                "seeds; observed = geometric mean over the seeds present",
+                "ratio": "per sample: s/iter of the method / reference; baseline value = median over "
+                "samples; observed = geometric mean over the samples present",
                 "pass": "value/(1+tol) <= observed <= value*(1+tol); tol = clip(k_spread * max relative "
-                "deviation of a per-seed ratio from the median, tol_min, tol_max)",
+                "deviation of a per-sample ratio from the median, tol_min, tol_max)",
             },
         },
         "entries": entries,
@@ -343,9 +426,17 @@ def _fmt(v: Optional[float], nd: int = 2) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
 
 
-def check(baseline: Dict[str, Any], recs: List[Dict[str, Any]]) -> Tuple[List[Row], List[str]]:
-    """Rows of the comparison table and extra notes; a row's ``ok`` is False when it fails."""
+def check(
+    baseline: Dict[str, Any],
+    recs: List[Dict[str, Any]],
+    samples: Optional[Samples] = None,
+    data_root: Optional[Path] = None,
+) -> Tuple[List[Row], List[str]]:
+    """Rows of the comparison table and extra notes; a row's ``ok`` is False when it fails.  ``samples``: the
+    cost samples (default: measured as the baseline's cost rules say, :func:`cost_samples`)."""
     groups = _group(recs)
+    if samples is None:
+        samples = cost_samples(groups, baseline_cost_rules(baseline), data_root)
     rows: List[Row] = []
     notes: List[str] = []
     ok_groups = {k: [r for r in g if r.get("status") == "ok"] for k, g in groups.items()}
@@ -416,22 +507,25 @@ def check(baseline: Dict[str, Any], recs: List[Dict[str, Any]]) -> Tuple[List[Ro
                 )
         cost = ent.get("cost")
         if cost and good:
-            ref = _reference_by_seed(groups, cost["members"])
+            ref = _reference(samples, cost["members"])
             rows.append(
                 _ratio_row(
-                    key, "s/iter ÷ space geomean", cost, _ratios(good, ref), "no seed with every method of the space ok"
+                    key,
+                    "s/iter ÷ space geomean",
+                    cost,
+                    _ratios(samples.get(key, {}), ref),
+                    "no sample with every method of the space ok",
                 )
             )
     for key, pair in sorted(baseline.get("pairs", {}).items()):
         num, den = ok_groups.get(pair["numerator"], []), ok_groups.get(pair["denominator"], [])
         if num:  # a missing numerator already failed above
-            den_t = {r["seed"]: seconds_per_iteration(r) for r in den}
             rows.append(
                 _ratio_row(
                     key,
                     "s/iter ratio",
                     pair,
-                    _ratios(num, {k: v for k, v in den_t.items() if v}),
+                    _ratios(samples.get(pair["numerator"], {}), samples.get(pair["denominator"], {}) if den else {}),
                     f"no {pair['reference']} run to compare with",
                 )
             )
@@ -442,10 +536,10 @@ def check(baseline: Dict[str, Any], recs: List[Dict[str, Any]]) -> Tuple[List[Ro
     return rows, notes
 
 
-def _ratio_row(key: str, metric: str, block: Dict[str, Any], per_seed: Dict[str, float], why: str) -> Row:
+def _ratio_row(key: str, metric: str, block: Dict[str, Any], per_sample: Dict[str, float], why: str) -> Row:
     base = block["value"]
     tol = f"×/÷ {1 + block['tol']:.2f} ({block['tol'] * 100:+.0f}%)"
-    observed = _geomean(list(per_seed.values())) if per_seed else None
+    observed = _geomean(list(per_sample.values())) if per_sample else None
     if observed is None:
         return {
             "check": key,
@@ -483,9 +577,16 @@ def format_table(rows: List[Row]) -> str:
 
 def run_regress(args) -> int:
     runs, path = Path(args.runs), Path(args.baseline)
+    data_root = Path(args.data_dir) if getattr(args, "data_dir", None) else None
     recs = load_search_records(runs)
     if getattr(args, "update", False):
-        baseline = build_baseline(recs, runs)
+        source = getattr(args, "cost_source", INTERLEAVED["source"])
+        rounds = getattr(args, "rounds", None) or INTERLEAVED["rounds"]
+        threads = getattr(args, "threads", None) or INTERLEAVED["threads"]
+        if source not in COST_SOURCES or rounds < 1 or threads < 1:
+            raise HarnessError(f"--cost-source must be one of {COST_SOURCES}; --rounds and --threads >= 1")
+        rules = {"source": "records"} if source == "records" else {**INTERLEAVED, "rounds": rounds, "threads": threads}
+        baseline = build_baseline(recs, runs, rules, data_root)
         write_baseline(path, baseline)
         prov = baseline["provenance"]
         print(
@@ -501,7 +602,7 @@ def run_regress(args) -> int:
             print(f"  {key}: {p['value']:.3f} (tol {p['tol'] * 100:.0f}%)")
         return 0
     baseline = load_baseline(path)
-    rows, notes = check(baseline, recs)
+    rows, notes = check(baseline, recs, data_root=data_root)
     print(
         f"regression check: {runs} against {path} (recorded {baseline['provenance'].get('date', '?')}, "
         f"seeds {baseline['provenance'].get('seeds')})"

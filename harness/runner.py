@@ -200,6 +200,9 @@ class SearchRun(Run):
         entry["arch"] = str(arch)
         entry["arch_info"] = self.space.arch_info(arch)
         entry["alpha_probs"] = self.net.alpha_probabilities()
+        strengths = self.net.derive_strengths()  # the weights the cell was derived from, when not softmax(α)
+        if strengths is not None:
+            entry["derive_weights"] = strengths
         entry["epoch_seconds"] = epoch_seconds
         entry["iterations"] = steps_done
         if compile_seconds is not None:
@@ -212,6 +215,21 @@ class SearchRun(Run):
         return {"loss": entry["train_loss"], "val_acc": entry["val_acc"]}
 
     def stop_early(self, record: Dict[str, Any], entry: Dict[str, Any]) -> bool:
+        """The method's own stop rule first: a method with ``stop_search(epochs, ev_freq) -> Optional[int]`` (DARTS-ES,
+        ``baselines/rdarts.py``) may end the search after this epoch and name the earlier epoch whose cell the run
+        reports (``record["early_stop"]``; ``ev_freq``: the collapse hook's ``every``).  Then the config's
+        ``early_stop`` (MiLeNAS §3.4 rule)."""
+        method_rule = getattr(self.method, "stop_search", None)
+        if method_rule is not None:
+            every = int(((self.cfg.get("hooks") or {}).get("collapse") or {}).get("every") or 0)
+            reported = method_rule(record["epochs"], every)
+            if reported is not None:
+                record["early_stop"] = {
+                    "rule": self.cfg["method"],
+                    "stopped_at_epoch": int(entry["epoch"]),
+                    "reported_epoch": int(reported),
+                }
+                return True
         if self.cfg.get("early_stop") and entry["arch_info"].get("early_stop"):
             record["early_stopped_at"] = entry["epoch"]  # MiLeNAS §3.4 rule (normal 6 convs, reduce 0)
             return True
@@ -221,12 +239,17 @@ class SearchRun(Run):
         epochs = record["epochs"]
         rule = self.cfg.get("selection", "last")
         chosen = select_epoch(epochs, rule)
+        stop = record.get("early_stop")
+        if stop is not None:  # the method stopped the search and reports an earlier epoch's cell (DARTS-ES)
+            rule = "early_stop"
+            chosen = next(e for e in epochs if e["epoch"] == stop["reported_epoch"])
         iterations = sum(e["iterations"] for e in epochs)
         seconds = sum(e["epoch_seconds"] for e in epochs)
         return {
             "arch": chosen["arch"],
             "arch_info": chosen["arch_info"],
             "selection": {"rule": rule, "epoch": chosen["epoch"], "last_epoch_arch": epochs[-1]["arch"]},
+            "early_stop": {"stopped": stop is not None, **(stop or {})},
             "val_acc": epochs[-1]["val_acc"],
             "ref_val_acc": epochs[-1]["ref_val_acc"],
             "best_val_acc": max(e["val_acc"] for e in epochs),

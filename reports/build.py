@@ -19,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from . import all_methods as AM  # noqa: E402  (every method with runs, side by side, published beside)
+from . import collapse as CL  # noqa: E402  (eigenvalue vs epoch per space: the collapse hook's series)
 from . import comparisons as C  # noqa: E402
 from . import figures as F  # noqa: E402
 from . import html as H  # noqa: E402
@@ -41,7 +43,7 @@ def build_context(records, runs_dir) -> Dict[str, Any]:
     dv = S.deviations(records)
     fs = F.all_figures(records)
     figs = []
-    for spec in fs.figures + HG.figure_specs(records):
+    for spec in fs.figures + HG.figure_specs(records) + CL.figure_specs(records):
         buf = io.BytesIO()
         spec.fig.savefig(buf, format="png", dpi=100)
         figs.append(
@@ -65,7 +67,7 @@ def build_context(records, runs_dir) -> Dict[str, Any]:
         "verdict_scale_table": V.scale_table(vs),
         "deviations": dv,
         "deviation_lines": S.deviation_lines(dv, len(records)),
-        "tables": T.all_tables(records, pub) + HG.all_tables(records),
+        "tables": T.all_tables(records, pub) + AM.all_tables(records, pub) + HG.all_tables(records),
         "comparisons": comps,
         "stats_table": C.statistics_table(comps),
         "stats_compact": C.compact_table(comps),

@@ -29,6 +29,7 @@ QUANTITY_RANGES: Dict[str, Tuple[Optional[float], Optional[float]]] = {
     "cosine": (-1.0, 1.0),  # cosine similarity of two directions
     "relative_error": (0.0, None),  # ‖a − b‖ / ‖b‖
     "alpha_distance": (0.0, None),  # ‖α_e − α_final‖₂
+    "eigenvalue": (None, None),  # dominant eigenvalue of the α-Hessian (collapse diagnostics; may be negative)
 }
 QUANTITY_UNITS = {"accuracy_pct": " %", "gap_pp": " pp", "seconds": " s"}
 #: axes of an epoch-like quantity: integer ticks (no 0.5 epochs)

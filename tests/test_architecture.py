@@ -157,7 +157,7 @@ def test_a_new_method_is_its_adapter_plus_protocol_rows(tmp_path, monkeypatch):
     class ToyMethod(DartsFirstOrder):
         label = "Toy method"
         color = "#000000"
-        display_rank = 99
+        display_rank = 10_000
         role = "variant"
         options = {**BASE_OPTIONS, "knob": Option("a toy option", float, minimum=0)}
 

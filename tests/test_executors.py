@@ -695,3 +695,120 @@ def test_slurm_dry_run_submits_nothing(tmp_path, shared_data):
     assert proc.returncode == 0, proc.stderr
     assert "#SBATCH --array=0-34%35" in proc.stdout
     assert jobs() <= before, "a dry run submits nothing"
+
+
+# ------------------------------------------------------------------------------ several runs on one GPU
+
+
+def test_runs_per_gpu_on_cpu_is_one_error_line(tmp_path, capsys):
+    from harness.cli import main
+
+    code = main(
+        ["reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"), "--device", "cpu", "--runs-per-gpu", "2"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: --runs-per-gpu applies to runs on a GPU"), err
+    assert not list((tmp_path / "o").glob("records/*.json"))  # refused before any run
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--runs-per-gpu", "0"], "--runs-per-gpu must be positive"),
+        (["--runs-per-gpu", "two"], "--runs-per-gpu must be an integer"),
+        (["--calibration", "nowhere.json"], "--calibration nowhere.json: no such file"),
+        pytest.param(
+            ["--executor", "ray", "--runs-per-gpu", "2", "--gpus-per-task", "1"],
+            "give --gpus-per-task or --runs-per-gpu, not both",
+            marks=needs_ray,
+        ),
+        (["--executor", "ray", "--calibration", "c.json"], "--calibration does not apply to --executor ray"),
+    ],
+)
+def test_bad_runs_per_gpu_input_is_one_error_line(argv, needle, tmp_path, capsys):
+    from harness.cli import main
+
+    code = main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+
+
+def _calibration(path: Path, kind: str, peaks: Dict[str, float]) -> Path:
+    from harness import config as C
+
+    _, configs = C.select_matrix("smoke", ["nb201"], None)
+    rows = []
+    for cfg in configs:
+        if cfg["method"] in peaks:
+            rows.append(
+                {
+                    "space": cfg["space"],
+                    "method": cfg["method"],
+                    "variant": cfg["variant"],
+                    "space_cfg": cfg["space_cfg"],
+                    "image_size": cfg["data"]["image_size"],
+                    "batch_size": cfg["data"]["batch_size"],
+                    "seconds_per_iteration": 0.01,
+                    "peak_memory_mb": {"peak_rss_mb": 2000.0, "peak_gpu_mb": peaks[cfg["method"]]},
+                    "device_kind": kind,
+                }
+            )
+    path.write_text(json.dumps({"schema": "harness.calibration/1", "measurements": rows}))
+    return path
+
+
+def test_runs_per_gpu_default_comes_from_the_calibrated_peak_memory(tmp_path, monkeypatch):
+    import torch
+
+    from harness import config as C
+    from harness import provenance
+    from harness.executors import local
+
+    monkeypatch.setattr(provenance, "device_description", lambda d: "cuda: NVIDIA H100 80GB HBM3 (80 GiB), CUDA 12.1")
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 64)
+    _, todo = C.select_matrix("smoke", ["nb201"], ["darts-1st", "darts-2nd"])
+    gpu = torch.device("cuda")
+    kind = "cuda: NVIDIA H100 80GB HBM3"
+    cal = _calibration(tmp_path / "cal.json", kind, {"darts-1st": 3000.0, "darts-2nd": 7000.0})
+    n, why = local.runs_per_gpu_from_calibration(todo, gpu, [str(cal)], total_mb=81559.0)
+    per_run = 7000.0 * local.PEAK_HEADROOM + local.CONTEXT_MB  # the largest peak of the runs to do
+    assert n == int(81559.0 * local.GPU_MEMORY_USABLE // per_run) == 7 and "7000 MB peak" in why
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 4)
+    assert local.runs_per_gpu_from_calibration(todo, gpu, [str(cal)], total_mb=81559.0)[0] == 4  # a core per run
+    # a run without a measurement on this GPU model, another GPU model, no file: 1
+    part = _calibration(tmp_path / "part.json", kind, {"darts-1st": 3000.0})
+    n, why = local.runs_per_gpu_from_calibration(todo, gpu, [str(part)], total_mb=81559.0)
+    assert n == 1 and "darts-2nd" in why
+    other = _calibration(tmp_path / "a100.json", "cuda: NVIDIA A100", {"darts-1st": 1.0, "darts-2nd": 1.0})
+    assert local.runs_per_gpu_from_calibration(todo, gpu, [str(other)], total_mb=81559.0)[0] == 1
+    assert local.runs_per_gpu_from_calibration(todo, gpu, [], total_mb=81559.0) == (
+        1,
+        "default 1: no --calibration file measured the runs' GPU memory",
+    )
+
+
+def test_runs_per_gpu_on_cuda_runs_a_process_per_run(tmp_path, monkeypatch, capsys):
+    """Without a GPU: the CUDA branch hands the runs to the process pool, N at once, cores/N threads each."""
+    import torch
+
+    from harness import lifecycle
+    from harness.executors import local
+
+    monkeypatch.setattr(lifecycle, "pick_device", lambda name="auto": torch.device("cuda"))
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 8)
+    calls = []
+    monkeypatch.setattr(
+        local, "_run_pool", lambda todo, mk, out, data, dev, prog, n, threads: calls.append((n, threads))
+    )
+    todo = [{"seed": s} for s in range(3)]
+    local.run_local(todo, None, tmp_path, None, "cuda", lambda e: None, runs_per_gpu=2)
+    local.run_local(todo, None, tmp_path, None, "cuda", lambda e: None, runs_per_gpu=5, threads=1)
+    assert calls == [(2, None), (3, 1)]  # never more processes than runs; threads: the pool's cores/N default
+    assert "2 run(s) per GPU at once (--runs-per-gpu)" in capsys.readouterr().err
+
+
+def test_ray_task_gpus():
+    from harness.executors.ray_executor import task_gpus
+
+    assert task_gpus(None, None, True) == 1 and task_gpus(None, None, False) == 0
+    assert task_gpus(None, 4, True) == 0.25 and task_gpus(2, None, True) == 2

@@ -51,7 +51,8 @@ def real_store(tmp_path_factory, shared_data):
     )
     assert all(r["status"] == "ok" for r in results)
     baseline = root / "baseline.json"
-    assert main(["regress", str(runs), "--baseline", str(baseline), "--update"]) == 0
+    # cost from the records' own timings, so the tests below can doctor them (the probe: tests further down)
+    assert main(["regress", str(runs), "--baseline", str(baseline), "--update", "--cost-source", "records"]) == 0
     return runs, baseline
 
 
@@ -94,7 +95,7 @@ def test_baseline_file_contents(real_store):
     assert acc["low"] <= acc["min"] <= acc["max"] <= acc["high"] and acc["margin"] >= 3.0
     assert "cifar10_test_200ep" in ent["accuracy"]
     assert ent["cost"]["reference"] == "geomean" and 0.5 <= ent["cost"]["tol"] <= 0.6
-    assert set(ent["cost"]["per_seed"]) == {"0", "1"}
+    assert set(ent["cost"]["per_sample"]) == {"0", "1"} and data["rules"]["cost"]["source"] == "records"
     assert data["entries"]["nb201/darts-1st/tiny-regress"]["cost"] is not None
     assert "nb201/milenas÷darts-2nd/tiny-regress" in data["pairs"]
     assert not list(baseline.parent.glob(".*.tmp"))
@@ -204,23 +205,27 @@ def test_committed_smoke_baseline_is_complete():
         if ent["space"] == "nb201":
             assert "cifar10_test_200ep" in ent["accuracy"], key
         c = ent["cost"]
-        assert c and c["low"] < c["value"] < c["high"] and c["per_seed"], key
+        assert c and c["low"] < c["value"] < c["high"] and c["per_sample"], key
         # a +100 % slowdown of one of the 5 methods of a space moves its ratio ×2^(4/5): it must fail
         assert c["value"] * 2.0**0.8 > c["high"], key
     assert {p["space"] for p in data["pairs"].values()} == {"nb201", "darts"}
+    rules = data["rules"]["cost"]
+    assert rules["source"] == "interleaved" and rules["rounds"] >= 5 and rules["threads"] == 1
 
 
-def test_committed_baseline_passes_its_own_seeds(tmp_path, capsys):
-    """Records rebuilt from the baseline's own per-seed values pass it (envelopes contain their seeds).
+def test_committed_baseline_passes_its_own_seeds(tmp_path):
+    """Records rebuilt from the baseline's own per-seed values, and the baseline's own probe timings as cost
+    samples, pass it (envelopes contain their seeds; ratios their medians)."""
+    from harness.regress import check
 
-    Cost comes from the CI-schedule sample(s) (``provenance.cost_from``): seeds with timings only."""
     data = load_baseline(SMOKE_BASELINE)
     store = tmp_path / "runs" / "records"
     store.mkdir(parents=True)
+    recs = []
     for _key, ent in data["entries"].items():
-        for seed in ent["cost"]["seconds_per_iteration"]:
+        for seed in ent["seeds"]:
+            seed = str(seed)
             acc = {m: a["per_seed"][seed] for m, a in ent["accuracy"].items()}
-            spi = ent["cost"]["seconds_per_iteration"][seed]
             rec = {
                 "schema": records.SCHEMA,
                 "kind": "search",
@@ -236,13 +241,13 @@ def test_committed_baseline_passes_its_own_seeds(tmp_path, capsys):
                 "final": {
                     "val_acc": acc["val_acc"],
                     "best_val_acc": acc["best_val_acc"],
-                    "seconds_per_iteration_steady": spi,
                     "arch_info": {"benchmark": {"cifar10_test_200ep": acc.get("cifar10_test_200ep")}},
                 },
             }
-            records.write_record(store / f"{rec['run_id']}.json", rec)
-    code, out = _regress(capsys, tmp_path / "runs", SMOKE_BASELINE)
-    assert code == 0, out
+            recs.append(rec)
+    samples = {key: ent["cost"]["seconds_per_iteration"] for key, ent in data["entries"].items()}
+    rows, _ = check(data, recs, samples=samples)
+    assert all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
 
 
 @pytest.mark.slow
@@ -268,6 +273,67 @@ def test_fresh_smoke_seed0_passes_committed_baseline(tmp_path, shared_data):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def probe_baseline(real_store, tmp_path_factory):
+    """The same store recorded with the interleaved cost probe (the default cost source)."""
+    runs, _ = real_store
+    baseline = tmp_path_factory.mktemp("probe") / "baseline.json"
+    assert main(["regress", str(runs), "--baseline", str(baseline), "--update", "--rounds", "3"]) == 0
+    return runs, baseline
+
+
+def test_probe_baseline_records_rounds(probe_baseline):
+    data = load_baseline(probe_baseline[1])
+    rules = data["rules"]["cost"]
+    assert rules["source"] == "interleaved" and rules["rounds"] == 3 and rules["threads"] == 1
+    for ent in data["entries"].values():
+        c = ent["cost"]
+        assert set(c["per_sample"]) == {"r0", "r1", "r2"} == set(c["seconds_per_iteration"])
+        assert all(t > 0 for t in c["seconds_per_iteration"].values())
+
+
+def test_probe_ignores_record_timings_and_catches_a_slow_method(probe_baseline, capsys, tmp_path, monkeypatch):
+    """Checked against a probe baseline, the records' own timings do not matter (a 3x slower record passes);
+    a method that is really 2.5x slower per iteration (its step slowed in the probe) fails its ratio rows."""
+    import harness.cost_probe as cp
+
+    runs, baseline = probe_baseline
+    store = _seed0_copy(runs, tmp_path / "s0")
+    _doctor(store, "nb201__milenas__s0", _scale_time(3.0))
+    code, out = _regress(capsys, store, baseline)
+    assert code == 0, out
+
+    real_probe = cp.probe
+
+    def slow_milenas(configs, *a, **k):
+        times = real_probe(configs, *a, **k)
+        return {key: {i: t * (2.5 if "/milenas/" in key else 1.0) for i, t in ts.items()} for key, ts in times.items()}
+
+    monkeypatch.setattr(cp, "probe", slow_milenas)
+    code, out = _regress(capsys, store, baseline)
+    assert code == 1, out
+    fails = [ln for ln in out.splitlines() if ln.rstrip().endswith("FAIL")]
+    assert any("nb201/milenas/tiny-regress" in ln and "geomean" in ln for ln in fails), out
+    assert any("milenas÷darts-2nd" in ln for ln in fails), out
+
+
+def test_probe_rotates_and_times_every_config(shared_data, tmp_path):
+    """Every config gets one sample per timed round, each at least one step's mean seconds."""
+    import torch
+
+    from harness.config import expand_profile, load_profile
+    from harness.cost_probe import probe
+
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(yaml.safe_dump(dict(TINY, seeds=[0])))
+    configs = {c["method"]: c for c in expand_profile(load_profile(prof))}
+    lines = []
+    times = probe(configs, torch.device("cpu"), shared_data, rounds=2, warmup=1, min_seconds=0.0, progress=lines.append)
+    assert set(times) == set(configs)
+    assert all(set(ts) == {"r0", "r1"} and min(ts.values()) > 0 for ts in times.values())
+    assert lines and "round" in lines[-1]
 
 
 def test_accuracy_metrics_are_the_ones_the_space_names():

@@ -383,3 +383,116 @@ def test_bf16_autocast_is_refused_on_a_gpu_without_bfloat16(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100-SXM2-32GB")
     with pytest.raises(ConfigError, match="V100-SXM2-32GB has no bfloat16 support; use speed.autocast=none"):
         check_bf16(torch.device("cuda:0"))
+
+
+# ------------------------------------------------------------------------------ DARTS-2nd: multi-tensor ops
+
+
+def _virtual_step_per_tensor(weights, grads, buffers, xi, momentum, weight_decay):
+    """The per-tensor virtual step as it was written before the multi-tensor form (the reference formula)."""
+    out = []
+    for w, g, buf in zip(weights, grads, buffers):
+        step = g + weight_decay * w.detach()
+        if buf is not None:
+            step = step + momentum * buf
+        out.append((w.detach() - xi * step).detach())
+    return out
+
+
+def _hvp_per_tensor(m, v, x_tr, y_tr, params=None):
+    """DARTS-2nd's finite differences as written before the multi-tensor form (clone, copy_ per tensor)."""
+    params = m.weights if params is None else params
+    R = float(m.cfg.get("fd_radius", 0.01)) / torch.cat([t.reshape(-1) for t in v]).norm()
+    original = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, w, t in zip(params, original, v):
+            p.copy_(w + R * t)
+    g_pos, _, _ = m.alpha_grad(x_tr, y_tr, amp=False)
+    with torch.no_grad():
+        for p, w, t in zip(params, original, v):
+            p.copy_(w - R * t)
+    g_neg, _, _ = m.alpha_grad(x_tr, y_tr, amp=False)
+    with torch.no_grad():
+        for p, w in zip(params, original):
+            p.copy_(w)
+    return [(gp - gn) / (2 * R) for gp, gn in zip(g_pos, g_neg)]
+
+
+def test_multi_tensor_virtual_step_is_bit_identical_to_the_per_tensor_formula():
+    from baselines.darts import virtual_step_weights
+
+    g = torch.Generator().manual_seed(3)
+    shapes = [(8, 4, 3, 3), (8,), (16, 8, 1, 1), (10, 16), (1,), (4, 4, 5, 5)]
+    ws = [torch.randn(s, generator=g).requires_grad_(True) for s in shapes]
+    ws[0] = ws[0].detach().to(memory_format=torch.channels_last).requires_grad_(True)
+    grads = [torch.randn(s, generator=g) * 10 ** float(torch.randint(-6, 2, (1,), generator=g)) for s in shapes]
+    bufs = [torch.randn(s, generator=g) if i % 3 else None for i, s in enumerate(shapes)]
+    for xi, mu, wd in [(0.025, 0.9, 3e-4), (0.1, 0.0, 5e-4), (1e-3, 0.9, 0.0)]:
+        for buffers in (bufs, [None] * len(bufs)):
+            ours = virtual_step_weights(ws, grads, buffers, xi, mu, wd)
+            ref = _virtual_step_per_tensor(ws, grads, buffers, xi, mu, wd)
+            assert all(torch.equal(a, b) for a, b in zip(ours, ref))
+            assert not any(t.requires_grad or t.grad_fn is not None for t in ours)
+
+
+@pytest.mark.parametrize(
+    "space,form", [("nb201", "quark0"), ("nb201", "milenas_architect"), ("darts", "quark0")], ids=str
+)
+def test_multi_tensor_unrolled_alpha_grad_is_bit_identical_to_the_per_tensor_one(space, form, monkeypatch):
+    """The whole second-order α-gradient (virtual step, unrolled pass with copied BN buffers, finite
+    differences) equals the per-tensor computation bit for bit, with momentum buffers present; the weights
+    and the real network's BN statistics come back exactly."""
+    import baselines.darts as D
+
+    ours = build("darts-2nd", space, variant={"unrolled_form": form})
+    ref = build("darts-2nd", space, variant={"unrolled_form": form})
+    ref.net.load_state_dict(ours.net.state_dict())
+    tr, va = batches(11)
+    for m in (ours, ref):  # SGD momentum buffers exist now
+        m.weight_step(*tr)
+    ref.load_state_dict(copy.deepcopy(ours.state_dict()))
+    monkeypatch.setattr(
+        ref, "hessian_vector_product", lambda v, x, y, params=None: _hvp_per_tensor(ref, v, x, y, params)
+    )
+    before = {k: v.clone() for k, v in ours.net.state_dict().items()}
+    for _ in range(2):  # the second call reuses the scratch copies
+        with monkeypatch.context() as mp:
+            mp.setattr(D, "virtual_step_weights", _virtual_step_per_tensor)
+            mp.setattr(D.ScratchCopies, "fill", lambda self, ts: [t.detach().clone() for t in ts])
+            g_ref, loss_ref, _ = ref.unrolled_alpha_grad(tr, va)
+        g_ours, loss_ours, _ = ours.unrolled_alpha_grad(tr, va)
+        assert torch.equal(loss_ours, loss_ref)
+        assert all(torch.equal(a, b) for a, b in zip(g_ours, g_ref))
+        after_ref = ref.net.state_dict()
+        for k, v in ours.net.state_dict().items():
+            assert torch.equal(v, after_ref[k]), k
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+                assert torch.equal(v, before[k]), k  # weights and α restored exactly
+
+
+# ------------------------------------------------------------------------------ compile mode (CUDA graphs)
+
+
+def test_compile_mode_validates_is_recorded_and_reaches_torch_compile(monkeypatch):
+    plain = resolved("darts-1st", **{"speed.compile": True})
+    assert "compile_mode" not in plain["speed"]  # absent = default: configs written before it keep their hash
+    graphs = resolved("darts-1st", **{"speed.compile": True, "speed.compile_mode": "reduce-overhead"})
+    assert graphs["speed"]["compile_mode"] == "reduce-overhead"
+    assert [d for d in graphs["deviations"] if d.startswith("speed.compile_mode=reduce-overhead")]
+    assert not [d for d in plain["deviations"] if "compile_mode" in d]
+    with pytest.raises(ConfigError, match="speed.compile_mode must be one of"):
+        resolved("darts-1st", **{"speed.compile_mode": "max-autotune"})
+    seen = []
+
+    def fake_compile(module, **kw):
+        seen.append(kw)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    for method, speed in (("darts-1st", plain), ("milenas", graphs)):
+        m = build(method, **{f"speed.{k}": v for k, v in speed["speed"].items()})
+        m.warm_up([4], 8)
+        tr, va = batches(2, n=4)
+        g, _, _ = m.alpha_grad(*va)  # reduce-overhead: own copies, never a CUDA graph's output buffer
+        assert all(t.grad_fn is None for t in g)
+    assert seen == [{"dynamic": False, "mode": "default"}, {"dynamic": False, "mode": "reduce-overhead"}]

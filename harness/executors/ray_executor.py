@@ -4,7 +4,8 @@
   machine); without it a local cluster is started (no dashboard, a small object store) and shut
   down at the end: on a multi-GPU workstation that alone keeps every GPU busy.
 * A task asks for 1 GPU when CUDA is used (``--device cuda``, or ``auto`` on a cluster that has
-  GPUs; ``--gpus-per-task`` overrides), else for ``--threads`` CPUs; it runs with that many torch
+  GPUs; ``--gpus-per-task`` overrides; ``--runs-per-gpu N`` asks for 1/N GPU, so N runs share a GPU, each
+  in its own worker process), else for ``--threads`` CPUs; it runs with that many torch
   threads.  Ray sets ``CUDA_VISIBLE_DEVICES`` per task, so each run sees "its" GPU as ``cuda``.
 * A worker that dies (SIGKILL, OOM, a lost node) makes Ray retry the task (``--ray-max-retries``,
   default 3); the retry takes over the run's lock (same Ray task, or a dead pid on the same host)
@@ -35,10 +36,12 @@ from harness.executors.common import (
     lost_summary,
     run_one,
 )
+from harness.executors.local import RUNS_PER_GPU
 from harness.schema import Option
 
 if TYPE_CHECKING:
     from harness.lifecycle import ProgressFn
+    from harness.trackers import TrackerSettings
 
 OBJECT_STORE_MB = 200
 
@@ -56,6 +59,16 @@ def _ray_task(
 
     job = f"ray:{ray.get_runtime_context().get_task_id()}"
     return run_one(make_run, cfg, out_dir, data_root, device, threads, progress, job)
+
+
+def task_gpus(gpus_per_task: Optional[float], runs_per_gpu: Optional[int], use_gpu: bool) -> float:
+    """The GPUs one task asks Ray for: ``--gpus-per-task``, else 1/``--runs-per-gpu`` (Ray packs N such tasks
+    onto one GPU), else 1 when CUDA is used, else 0."""
+    if gpus_per_task is not None:
+        return gpus_per_task
+    if not use_gpu:
+        return 0
+    return 1.0 / runs_per_gpu if runs_per_gpu else 1
 
 
 def probe_address(address: str, timeout: float = 10.0) -> None:
@@ -108,11 +121,17 @@ def run_ray(
     max_retries: int = 3,
     num_cpus: Optional[int] = None,
     object_store_mb: int = OBJECT_STORE_MB,
+    trackers: Optional["TrackerSettings"] = None,
+    runs_per_gpu: Optional[int] = None,
 ) -> List[Dict[str, Any]]:
     """Run ``todo`` as Ray tasks; returns one summary per run.  ``workers`` is not used: Ray's
-    resources (CPUs, GPUs) decide how many runs execute at once."""
+    resources (CPUs, GPUs) decide how many runs execute at once.  ``trackers``: live trackers, logging from
+    the tasks (``harness.trackers``)."""
     if not todo:
         return []
+    from harness.trackers import wrap
+
+    make_run = wrap(make_run, trackers)
     import ray
     from ray.util.queue import Queue
 
@@ -146,7 +165,9 @@ def run_ray(
     try:
         cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
         use_gpu = device.startswith("cuda") or (device == "auto" and cluster_gpus > 0)
-        gpus = gpus_per_task if gpus_per_task is not None else (1 if use_gpu else 0)
+        if runs_per_gpu is not None and not use_gpu:
+            raise ConfigError("--runs-per-gpu applies to runs on GPUs, and these run on the CPU")
+        gpus = task_gpus(gpus_per_task, runs_per_gpu, use_gpu)
         # a task sees only the GPU(s) Ray gave it (CUDA_VISIBLE_DEVICES): cuda:N on the driver is cuda there
         task_device = "cuda" if gpus and use_gpu else ("cpu" if device == "auto" else device.split(":")[0])
         n_threads = int(threads or 1)
@@ -178,6 +199,7 @@ def run_ray(
 FLAGS = (
     THREADS,
     GPUS_PER_TASK,
+    RUNS_PER_GPU,
     ExecutorFlag(
         "--ray-address",
         "address",
@@ -190,7 +212,10 @@ FLAGS = (
 
 
 def finish_options(options: Dict[str, Any], profile: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """A wrong ``--ray-address`` is one error line before anything is written."""
+    """A wrong ``--ray-address``, or ``--gpus-per-task`` with ``--runs-per-gpu``, is one error line before
+    anything is written."""
+    if options.get("runs_per_gpu") is not None and options.get("gpus_per_task") is not None:
+        raise ConfigError("give --gpus-per-task or --runs-per-gpu, not both")
     if options["address"]:
         probe_address(options["address"])
     return options

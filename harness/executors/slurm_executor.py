@@ -532,9 +532,14 @@ def run_slurm(
     as_json: bool = False,
     wait: bool = True,
     profile_resources: Optional[Dict[str, Any]] = None,
+    trackers: Optional[Any] = None,
 ) -> List[Dict[str, Any]]:
     """Submit ``todo`` as one job array (or print its plan); wait and return one summary per run.
-    ``workers`` is not used: ``array_parallelism`` caps the tasks running at once."""
+    ``workers`` is not used: ``array_parallelism`` caps the tasks running at once.  ``trackers``: live
+    trackers (``harness.trackers.TrackerSettings``), logging from the tasks."""
+    from harness.trackers import wrap
+
+    make_run = wrap(make_run, trackers)
     if cluster not in ("slurm", "local"):
         raise ConfigError(f"--slurm-cluster must be slurm or local, not {cluster!r}")
     out, data = absolute_paths(out_dir, data_root)

@@ -26,7 +26,7 @@ PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from harness.cli_args import add_data_dir, add_device, add_set
+    from harness.cli_args import add_data_dir, add_device, add_set, add_trackers
 
     p = subparsers.add_parser(
         "hypergrad",
@@ -55,6 +55,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_data_dir(p)
     add_device(p)
     add_set(p, "--set optim.w_lr=0.05 or --set hooks.hypergrad.batches=1")
+    add_trackers(p)
     return p
 
 
@@ -106,18 +107,20 @@ def main(args) -> int:
     from harness.records import read_record
     from harness.runlock import RUNNING_ELSEWHERE
     from harness.runner import check_output_dir, pick_device, run_matrix, search_run_id
+    from harness.trackers import settings_from_args
     from reports.hypergrad_figure import save_figure
 
     profile = load_profile(args.profile)
     variant = parse_overrides(args.variant) if args.variant else None
     cfg = resolve_config(profile, args.method, variant, args.seed, parse_overrides(args.overrides))
+    trackers = settings_from_args(args, profile)  # live trackers (harness.trackers): hook results per epoch too
     pick_device(args.device)  # bad input fails before any file
     check_output_dir(args.out)
     data_root = Path(args.data_dir) if args.data_dir else None
     from harness.data import load_cifar10
 
     load_cifar10("train", data_root)  # bad data: one error line, early
-    summaries = run_matrix([cfg], args.out, data_root, device=args.device)
+    summaries = run_matrix([cfg], args.out, data_root, device=args.device, executor_options={"trackers": trackers})
     path = Path(args.out) / "records" / f"{search_run_id(cfg)}.json"
     if any(s.get("status") == RUNNING_ELSEWHERE for s in summaries) or not path.is_file():
         print(

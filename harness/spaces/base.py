@@ -96,6 +96,43 @@ class EdgeWeights:
         return None if self.index is None else self.index.view(-1).tolist()
 
 
+#: per-op strengths a ``CellRule`` ranks (``CellRule.strengths``)
+CELL_STRENGTHS = ("softmax", "sigmoid")
+
+
+@dataclass(frozen=True)
+class CellRule:
+    """How a space derives a cell from α for the method that installed the weighting (``EdgeWeighting.cell_rule``,
+    asked by ``Supernet.derive``; the space applies it its own way and never knows the method).
+
+    ``strength``: the per-op strength ranked — ``softmax`` over the row (DARTS; the default) or ``sigmoid``, each op
+    on its own (Fair DARTS, xiaomi-automl/FairDARTS@270cfc9 fairdarts/model_search.py:104-126).
+    ``threshold``: None (the space's fixed-size rule) or the strength an op needs to be kept, so the cell's size
+    varies (Fair DARTS ``threshold_sparse``, fairdarts/utils.py:143-189); each space documents what a dropped op
+    becomes (docs/spaces/).
+    """
+
+    strength: str = "softmax"
+    threshold: Optional[float] = None
+
+    def __post_init__(self):
+        if self.strength not in CELL_STRENGTHS:
+            raise ValueError(f"cell rule strength must be one of {CELL_STRENGTHS}, not {self.strength!r}")
+
+    @property
+    def is_default(self) -> bool:
+        return self.strength == "softmax" and self.threshold is None
+
+    def strengths(self, alpha: torch.Tensor) -> torch.Tensor:
+        """The per-op strengths of ``alpha``'s rows (detached)."""
+        a = alpha.detach().float()
+        return torch.softmax(a, dim=-1) if self.strength == "softmax" else torch.sigmoid(a)
+
+
+#: the DARTS rule: rank softmax(α), the space's fixed-size cell
+DEFAULT_CELL_RULE = CellRule()
+
+
 class EdgeWeighting:
     """A method-side rule turning an α tensor into ``EdgeWeights`` (subclass and implement ``__call__``).
 
@@ -107,9 +144,17 @@ class EdgeWeighting:
 
     name: str = ""
     scope: Optional[str] = None
+    #: how the space derives the cell under this weighting (``CellRule``; default: the space's own rule on softmax(α))
+    cell_rule: CellRule = DEFAULT_CELL_RULE
 
     def __call__(self, alpha: torch.Tensor) -> EdgeWeights:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def probabilities(self, alpha: torch.Tensor) -> torch.Tensor:
+        """The op distribution of every row, for diagnostics (the collapse hook's mixing entropy): the mixture
+        weights or the sampling probabilities.  Default softmax(α) (DARTS mixture; a GDAS hard Gumbel sample of
+        log_softmax(α) + g is argmax-distributed as softmax(α))."""
+        return torch.softmax(alpha.detach().float(), dim=-1)
 
 
 class SoftmaxWeighting(EdgeWeighting):
@@ -175,6 +220,11 @@ class Supernet(nn.Module):
     def alphas(self) -> List[nn.Parameter]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def op_alphas(self) -> List[nn.Parameter]:
+        """The α tensors of op weights (rows × ops) the weighting is asked for; ``alphas()`` may add further
+        architecture tensors after them (PC-DARTS edge normalisation β).  Default: ``alphas()``."""
+        return self.alphas()
+
     # ---- the edge-weight contract -------------------------------------------------------------
     def set_weighting(self, weighting: EdgeWeighting) -> None:
         """Install the rule ``forward`` asks for the edges' op weights (a search method's choice)."""
@@ -221,6 +271,15 @@ class Supernet(nn.Module):
 
     def derive(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def derive_strengths(self) -> Optional[Dict[str, List[List[float]]]]:
+        """The per-op strengths the installed weighting's ``cell_rule`` ranks, per α tensor (keys as
+        ``alpha_probabilities``), when they are not softmax(α) (records: ``derive_weights``); None for the default."""
+        rule = self.weighting.cell_rule
+        if rule.strength == "softmax":
+            return None
+        names = list(self.alpha_probabilities())
+        return {n: rule.strengths(a).cpu().tolist() for n, a in zip(names, self.alphas())}
 
     def alpha_probabilities(self) -> Dict[str, List[List[float]]]:
         """softmax(α) per α tensor, as nested lists (for records and heatmaps)."""
@@ -274,6 +333,14 @@ class SearchSpace:
     regress_metrics: Tuple[str, ...] = ()
     #: the supernet options of ``build_supernet`` (``harness.schema.Option`` tables: meaning, type, default)
     supernet_options: Dict[str, Option] = {}
+    #: ops without weights (skip and pooling): the collapse diagnostic counts them in a derived cell
+    #: (R-DARTS, Zela et al. ICLR 2020; ``none`` is not counted: it is no op)
+    parameter_free_ops: Tuple[str, ...] = ()
+
+    @classmethod
+    def parameter_free_count(cls, text: str) -> int:
+        """How many edges of a recorded arch text (all cells) carry a parameter-free op (``parameter_free_ops``)."""
+        return sum(1 for edges in cls.report_cells(text).values() for _, _, op in edges if op in cls.parameter_free_ops)
 
     @classmethod
     def report_cells(cls, text: str) -> Dict[str, List[Tuple[int, int, str]]]:  # pragma: no cover

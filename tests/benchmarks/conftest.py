@@ -22,6 +22,8 @@ REF_RESULTS: Dict[Tuple[str, str], Dict[str, Any]] = {}
 MEM_RESULTS: Dict[str, Dict[str, Any]] = {}
 #: size -> MiLeNAS ÷ DARTS-2nd, ours (fused and not) and the reference's, measured round-robin
 RATIO_RESULTS: Dict[str, Dict[str, Any]] = {}
+#: (space, method) -> aten operators per search iteration at the paper's supernet size
+OPS_RESULTS: Dict[Tuple[str, str], Dict[str, Any]] = {}
 
 
 def _enabled(config) -> bool:
@@ -40,11 +42,15 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not _enabled(config):
         return
-    from tests.benchmarks.test_bench import reference_lines, summary_lines
+    from tests.benchmarks.test_bench import ops_lines, reference_lines, summary_lines
 
     if RESULTS:
         terminalreporter.write_sep("=", "search iteration: time and peak memory per method and space")
         for line in summary_lines(RESULTS):
+            terminalreporter.write_line(line)
+    if OPS_RESULTS:
+        terminalreporter.write_sep("=", "aten operators per search iteration (paper supernet size)")
+        for line in ops_lines(OPS_RESULTS):
             terminalreporter.write_line(line)
     if REF_RESULTS or MEM_RESULTS or RATIO_RESULTS:
         terminalreporter.write_sep("=", "ours ÷ reference (xautodl supernets, reference-rule steps), NB201")

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 import torch
 
+from harness.calibrate import count_aten_ops
 from harness.registry import list_methods, list_spaces
 from tests.benchmarks import conftest as bench_conf
 from tests.benchmarks.workload import SIZES, build, describe
@@ -75,6 +76,7 @@ def test_search_iteration(benchmark, space, method):
         "size": describe(space),
         "threads": torch.get_num_threads(),
         "seconds_per_iteration": mean,
+        "aten_ops_per_iteration": count_aten_ops(m.step, tr, va),
         **{k: v for k, v in mem.items() if k not in ("space", "method", "steps")},
     }
     if method == "darts2-then-milenas":
@@ -90,6 +92,54 @@ def test_search_iteration(benchmark, space, method):
             a, b = bench_conf.RESULTS[(space, num)]["mean_s"], bench_conf.RESULTS[(space, den)]["mean_s"]
             info[f"ratio_{num}_over_{den}"] = a / b
     benchmark.extra_info.update(info)
+
+
+#: the aten-op counts before DARTS-2nd's virtual step and finite differences became multi-tensor operations
+#: (commit c4a94b1, torch 2.14.1 CPU; tests/benchmarks/README.md): the goal is at most half of the ~64k of the
+#: first GPU-readiness measurement on NB201 (README.md#speed)
+ATEN_OPS_BEFORE = {("nb201", "darts-2nd"): 33594, ("darts", "darts-2nd"): 118191}
+ATEN_OPS_GOAL = {("nb201", "darts-2nd"): 32000}
+
+
+def paper_size(space: str) -> Dict[str, Any]:
+    """The paper profile's supernet of ``space`` (harness/profiles/paper.yaml), with its image and batch size on
+    NB201; on the DARTS space 16 px and batch 8 (an operator count does not depend on either: checked,
+    tests/benchmarks/README.md), so that a count takes seconds on a CPU."""
+    from harness import config as C
+
+    _, configs = C.select_matrix("paper", [space], None)
+    cfg = configs[0]
+    small = space != "nb201"
+    return {
+        "supernet": dict(cfg["space_cfg"]),
+        "image_size": 16 if small else int(cfg["data"]["image_size"]),
+        "batch_size": 8 if small else int(cfg["data"]["batch_size"]),
+    }
+
+
+@pytest.mark.parametrize("space", list_spaces())
+@pytest.mark.parametrize("method", list_methods())
+def test_aten_ops_per_iteration_paper(benchmark, space, method):
+    """ATen operators one search iteration dispatches (``harness.calibrate.count_aten_ops``) at the paper's supernet
+    size: each is at least one kernel launch on a GPU.  Timed: one counted iteration (the dispatch mode's overhead
+    included; not an iteration time)."""
+    torch.set_num_threads(1)
+    size = paper_size(space)
+    m, tr, va = build(space, method, size=size)
+    m.step(tr, va)  # optimizer state (momentum buffers) exists, as in every later iteration
+    benchmark.group = "aten ops per search iteration, paper supernet size (time: one counted iteration)"
+    count = benchmark.pedantic(count_aten_ops, args=(m.step, tr, va), rounds=1, iterations=1)
+    info: Dict[str, Any] = {"space": space, "method": method, "size": describe(space, size), "aten_ops": count}
+    before = ATEN_OPS_BEFORE.get((space, method))
+    if before:
+        info.update(aten_ops_before_multi_tensor=before, aten_ops_ratio_to_before=count / before)
+    goal = ATEN_OPS_GOAL.get((space, method))
+    if goal:
+        info["aten_ops_goal"] = goal
+    bench_conf.OPS_RESULTS[(space, method)] = info
+    benchmark.extra_info.update(info)
+    if goal:
+        assert count <= goal, f"{method} on {space}: {count} aten ops per iteration, goal <= {goal}"
 
 
 def test_load_cifar10_cached(benchmark, shared_data):
@@ -403,6 +453,16 @@ def reference_lines(
             f"ours {r['ours_step_rss_mb'] or float('nan'):.0f}, "
             f"reference {r['ref_step_rss_mb'] or float('nan'):.0f})"
         )
+    return lines
+
+
+def ops_lines(results: Dict[Tuple[str, str], Dict[str, Any]]) -> List[str]:
+    """ATen operators per search iteration at the paper's supernet size, with the count before the multi-tensor
+    DARTS-2nd step where one was measured."""
+    lines = [f"{'space':6s} {'method':20s} {'aten ops':>9s} {'before':>9s}  size"]
+    for (space, method), r in sorted(results.items()):
+        before = r.get("aten_ops_before_multi_tensor")
+        lines.append(f"{space:6s} {method:20s} {r['aten_ops']:9d} {before if before else '':>9}  {r['size']}")
     return lines
 
 

@@ -32,7 +32,7 @@ from harness.spaces.darts.genotype import (
     parse_genotype,
     size_key,
 )
-from harness.spaces.darts.ops import OPS, PRIMITIVES
+from harness.spaces.darts.ops import OP_SETS, OPS, PRIMITIVES
 from harness.spaces.darts.supernet import GUMBEL_SCOPES, DartsSupernet
 from harness.spaces.darts.zoo import zoo_names
 
@@ -66,6 +66,16 @@ SUPERNET_OPTIONS: Dict[str, Option] = {
     "stem_multiplier": Option("stem channels = stem_multiplier * C", int, minimum=1),
     "fixed_reduction": Option("GDAS' fixed reduction cell instead of a searched one", bool),
     "gumbel_scope": Option("Gumbel sampling once per network or per cell", str, choices=tuple(GUMBEL_SCOPES)),
+    "partial_channels": Option(
+        "PC-DARTS partial channels K: each edge's ops see C/K channels (1: off; harness.spaces.partial)", int, minimum=1
+    ),
+    "edge_norm": Option("PC-DARTS edge normalisation β (harness.spaces.partial)", bool),
+    "op_set": Option(
+        "darts: the 8 ops; no_none: the 7 without none (DrNAS, SDARTS s5, Fair DARTS; docs/spaces/darts.md#op-sets)",
+        str,
+        choices=tuple(OP_SETS),
+        default="darts",
+    ),
 }
 
 
@@ -79,6 +89,7 @@ class DartsSpace(SearchSpace):
     """The DARTS CNN space: normal and reduction cells of 4 nodes, 8 ops, cells evaluated by retraining."""
 
     ops = PRIMITIVES
+    parameter_free_ops = ("max_pool_3x3", "avg_pool_3x3", "skip_connect")
     label = "DARTS space"
     display_rank = 20
     cell_judged_by = "evaluation"
@@ -124,8 +135,9 @@ class DartsSpace(SearchSpace):
     def arch_info(self, arch: Any) -> Dict[str, Any]:
         genotype = parse_genotype(arch, steps=None)
         counts = conv_counts(genotype)
+        empty = not genotype.normal or genotype.reduce == []  # a Fair DARTS cell with no op above its threshold
         return {
-            "params_M": _params_m(str(genotype)),
+            "params_M": None if empty else _params_m(str(genotype)),
             "conv_counts": counts,
             "size_key": size_key(genotype),
             "early_stop": early_stop(genotype),

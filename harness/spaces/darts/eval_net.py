@@ -19,6 +19,7 @@ from harness.errors import ConfigError
 from harness.spaces.base import count_parameters_millions
 from harness.spaces.darts.genotype import Genotype, parse_genotype
 from harness.spaces.darts.ops import OPS, FactorizedReduce, GDASReductionCell, Identity, ReLUConvBN, drop_path
+from harness.spaces.darts.sparse import DCOCell, SparseGenotype
 
 
 class EvalCell(nn.Module):
@@ -68,6 +69,9 @@ def _make_cell(
 ) -> nn.Module:
     if reduction and genotype.reduce is None:
         return GDASReductionCell(C_prev_prev, C_prev, C, reduction_prev, affine=True)
+    if isinstance(genotype, SparseGenotype):  # Fair DARTS variable cell (harness.spaces.darts.sparse)
+        triples = genotype.reduce if reduction else genotype.normal
+        return DCOCell(triples, C_prev_prev, C_prev, C, reduction, reduction_prev)
     return EvalCell(genotype, C_prev_prev, C_prev, C, reduction, reduction_prev)
 
 

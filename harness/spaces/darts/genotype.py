@@ -58,6 +58,80 @@ class Genotype(_GenotypeBase):
     __repr__ = __str__
 
 
+# Fair DARTS variable cells (harness.spaces.darts.sparse: derivation rule, evaluation cell)
+
+Triple = Tuple[str, int, int]
+
+
+def _norm_triples(items: Any) -> List[Triple]:
+    return [(str(t[0]), int(t[1]), int(t[2])) for t in items]
+
+
+class SparseGenotype(Genotype):
+    """A Fair DARTS genotype (docs/spaces/darts.md#variable-cells): ``normal`` / ``reduce`` are lists of
+    ``(op, to, from)`` (to = node 2, 3, ...; from = an earlier state); the concat lists are kept as written
+    (``harness.spaces.darts.sparse.DCOCell`` concatenates the present nodes)."""
+
+    __slots__ = ()
+
+    def __new__(cls, normal, normal_concat, reduce, reduce_concat):
+        return _GenotypeBase.__new__(
+            cls,
+            _norm_triples(normal),
+            [int(c) for c in normal_concat],
+            _norm_triples(reduce),
+            [int(c) for c in reduce_concat],
+        )
+
+    @property
+    def fixed_reduction(self) -> bool:
+        return False
+
+
+def is_sparse_fields(fields: Dict[str, Any]) -> bool:
+    """True when the ``normal`` entries are ``(op, to, from)`` triples with an integer third element, or empty (a
+    cell with no op above the threshold; a quark0 genotype is never empty)."""
+    normal = fields.get("normal")
+    if not isinstance(normal, (list, tuple)):
+        return False
+    return all(
+        isinstance(t, (list, tuple)) and len(t) == 3 and isinstance(t[2], int) and not isinstance(t[2], bool)
+        for t in normal
+    )
+
+
+def _check_triples(value: Any, field: str) -> List[Triple]:
+    if not isinstance(value, (list, tuple)):
+        raise ArchFormatError(f"{field}: expected a list of (op, to, from) triples, got {type(value).__name__}")
+    out = []
+    for p, t in enumerate(value):
+        if not isinstance(t, (list, tuple)) or len(t) != 3:
+            raise ArchFormatError(f"{field}[{p}]: expected an (op, to, from) triple, got {t!r}")
+        op, to, frm = t
+        if not isinstance(op, str) or op not in PRIMITIVES or op == "none":
+            ops = ", ".join(o for o in PRIMITIVES if o != "none")
+            raise ArchFormatError(f"{field}[{p}]: unknown op {op!r}; known ops: {ops}")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in (to, frm)) or not 0 <= frm < to or to < 2:
+            raise ArchFormatError(f"{field}[{p}]: node indices (to={to!r}, from={frm!r}) need 0 <= from < to, to >= 2")
+        out.append((op, to, frm))
+    return out
+
+
+def validate_sparse_genotype(fields: Dict[str, Any]) -> SparseGenotype:
+    """Check raw field values of a Fair DARTS genotype (ArchFormatError on any problem)."""
+    if fields.get("reduce") is None:
+        raise ArchFormatError("reduce: a Fair DARTS genotype needs its reduction cell's triples")
+    normal, reduce = _check_triples(fields["normal"], "normal"), _check_triples(fields["reduce"], "reduce")
+    concats = []
+    for name in ("normal_concat", "reduce_concat"):
+        value = fields[name]
+        value = list(value) if isinstance(value, range) else value
+        if not isinstance(value, (list, tuple)) or not all(isinstance(c, int) and c >= 0 for c in value):
+            raise ArchFormatError(f"{name}: expected a list of state indices, got {value!r}")
+        concats.append(list(value))
+    return SparseGenotype(normal, concats[0], reduce, concats[1])
+
+
 #: concat of a 4-node DARTS cell
 DEFAULT_CONCAT = [2, 3, 4, 5]
 
@@ -135,7 +209,10 @@ def _check_concat(value: Any, field: str, n_nodes: int) -> List[int]:
 
 
 def validate_genotype(fields: Dict[str, Any], steps: Optional[int] = 4) -> Genotype:
-    """Check raw field values and build a ``Genotype`` (ArchFormatError on any problem)."""
+    """Check raw field values and build a ``Genotype`` (ArchFormatError on any problem); Fair DARTS triples
+    ``(op, to, from)`` give a ``SparseGenotype`` (``harness.spaces.darts.sparse``)."""
+    if is_sparse_fields(fields):
+        return validate_sparse_genotype(fields)
     normal = _check_pairs(fields["normal"], "normal", steps)
     n_nodes = len(normal) // 2
     normal_concat = _check_concat(fields["normal_concat"], "normal_concat", n_nodes)
@@ -199,13 +276,17 @@ def parse_genotype(text: Any, steps: Optional[int] = 4) -> Genotype:
 # derivation (quark0/darts:cnn/model_search.py genotype(); docs/spaces/darts.md#derivation-rule)
 
 
-def derive_cell(weights: Sequence[Sequence[float]], steps: int = 4) -> List[Tuple[str, int]]:
-    """The quark0 rule on one cell's probabilities (rows = edges in node order, columns = PRIMITIVES).
+def derive_cell(
+    weights: Sequence[Sequence[float]], steps: int = 4, ops: Sequence[str] = PRIMITIVES
+) -> List[Tuple[str, int]]:
+    """The quark0 rule on one cell's probabilities (rows = edges in node order, columns = ``ops``, an op set of
+    ``OP_SETS``).
 
     Per node: rank inputs by their strongest non-``none`` probability (stable sort: ties keep the
     smaller input), keep the top 2 distinct inputs, and for each the first maximal non-``none`` op.
+    Without ``none`` in ``ops`` every op counts (DrNAS DARTS-space/model_search.py:227-261, SDARTS ``s5``).
     """
-    none = PRIMITIVES.index("none")
+    none = list(ops).index("none") if "none" in ops else -1
     rows = [[float(v) for v in row] for row in weights]
     expected = sum(2 + i for i in range(steps))
     if len(rows) != expected:
@@ -221,15 +302,17 @@ def derive_cell(weights: Sequence[Sequence[float]], steps: int = 4) -> List[Tupl
                 if k != none and (k_best is None or W[j][k] > W[j][k_best]):
                     k_best = k
             assert k_best is not None  # every row has an op besides `none`
-            gene.append((PRIMITIVES[k_best], j))
+            gene.append((ops[k_best], j))
         start += n
         n += 1
     return gene
 
 
-def cell_edges(pairs: Sequence[Tuple[str, int]]) -> List[Tuple[int, int, str]]:
+def cell_edges(pairs: Sequence[Tuple[Any, ...]]) -> List[Tuple[int, int, str]]:
     """``(input, node, op)`` of a cell's pairs: inputs 0, 1 are c_{k-2}, c_{k-1}, nodes are 2, 3, ... (two pairs
     each, in quark0's ``Genotype`` order)."""
+    if pairs and len(pairs[0]) == 3:  # a Fair DARTS cell: (op, to, from) triples
+        return [(int(t[2]), int(t[1]), str(t[0])) for t in pairs]
     return [(j, idx // 2 + 2, op) for idx, (op, j) in enumerate(pairs)]
 
 
@@ -238,11 +321,11 @@ def cell_edges(pairs: Sequence[Tuple[str, int]]) -> List[Tuple[int, int, str]]:
 # docs/spaces/darts.md#model-size-keys-and-early-stopping-milenas)
 
 
-def count_convs(pairs: Optional[Sequence[Tuple[str, int]]]) -> int:
+def count_convs(pairs: Optional[Sequence[Tuple[Any, ...]]]) -> int:
     """Number of (op, input) pairs whose op index in PRIMITIVES is >= 4 (sep/dil convs); 0 for None."""
     if pairs is None:
         return 0
-    return sum(1 for op, _ in pairs if PRIMITIVES.index(op) >= FIRST_CONV_INDEX)
+    return sum(1 for p in pairs if PRIMITIVES.index(p[0]) >= FIRST_CONV_INDEX)  # p: a pair, or a Fair DARTS triple
 
 
 def conv_counts(genotype: Genotype) -> Dict[str, int]:

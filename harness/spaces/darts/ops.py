@@ -24,6 +24,12 @@ PRIMITIVES = (
     "dil_conv_5x5",
 )
 
+#: the search space's op sets (supernet option ``op_set``; docs/spaces/darts.md#op-sets): ``darts`` the 8 ops above;
+#: ``no_none`` the 7 without ``none``, as DrNAS (xiangning-chen/DrNAS@f2caa4d DARTS-space/genotypes.py:5-14), SDARTS
+#: (``s5``, xiangning-chen/SmoothDARTS@d3dbfed sota/cnn/spaces.py:80-92) and Fair DARTS
+#: (xiaomi-automl/FairDARTS@270cfc9 fairdarts/genotypes.py:8-16) search it; same order, α columns follow it
+OP_SETS: Dict[str, tuple] = {"darts": PRIMITIVES, "no_none": tuple(p for p in PRIMITIVES if p != "none")}
+
 #: index of the first convolution primitive; ops with index >= this count as convolutions
 #: (chaoyanghe/MiLeNAS search_space/model_search.py genotype();
 #: docs/spaces/darts.md#model-size-keys-and-early-stopping-milenas)

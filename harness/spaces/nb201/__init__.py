@@ -55,6 +55,13 @@ SUPERNET_OPTIONS: Dict[str, Option] = {
     "gdas_edge_form": Option(
         "GDAS edge form (harness.spaces.nb201.supernet)", str, choices=tuple(GDAS_EDGE_FORMS), default="xautodl"
     ),
+    "partial_channels": Option(
+        "PC-DARTS partial channels K: each edge's ops see C/K channels (1: off; harness.spaces.partial)",
+        int,
+        minimum=1,
+        default=1,
+    ),
+    "edge_norm": Option("PC-DARTS edge normalisation β (harness.spaces.partial)", bool, default=False),
     "num_classes": Option("classes (must agree with the dataset; normally unset)", int, minimum=1),
 }
 SUPERNET_DEFAULTS: Dict[str, Any] = {k: o.default for k, o in SUPERNET_OPTIONS.items() if o.default is not None}
@@ -78,6 +85,7 @@ class NB201Space(SearchSpace):
     """NAS-Bench-201: 6-edge cell, 5 ops, one α (6×5) shared by all 15 cells."""
 
     ops = NB201_OPS
+    parameter_free_ops = ("skip_connect", "avg_pool_3x3")
     label = "NAS-Bench-201"
     display_rank = 10
     cell_judged_by = "benchmark"
