@@ -83,7 +83,7 @@ COST_TOL_MIN = 0.5  # ×/÷ 1.5: passes the scheduling noise of 2 busy worker pr
 COST_K_SPREAD = 2.0
 COST_TOL_MAX = 0.6  # ×/÷ 1.6 at most: a +100 % slowdown of one of 5 methods (×1.74) always fails
 #: default cost source of a new baseline: the interleaved probe (``harness.cost_probe``), 1 torch thread as CI
-INTERLEAVED: Dict[str, Any] = {"source": "interleaved", "rounds": 5, "warmup": 1, "min_seconds": 0.5, "threads": 1}
+INTERLEAVED: Dict[str, Any] = {"source": "interleaved", "rounds": 5, "warmup": 2, "min_seconds": 0.5, "threads": 1}
 COST_SOURCES = ("interleaved", "records")
 
 
