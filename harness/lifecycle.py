@@ -189,9 +189,11 @@ def read_finished_record(path: Path, config_hash: str) -> Optional[Dict[str, Any
     except (ValueError, OSError):
         return None
     if rec.get("config_hash") != config_hash:
+        commit = str((rec.get("provenance") or {}).get("commit") or "unknown")[:8]
         raise ConfigError(
-            f"{path} holds run {rec.get('run_id', path.stem)} with a different config; "
-            "use another --out folder or delete that record"
+            f"{path} holds run {rec.get('run_id', path.stem)} with a different config ({rec.get('config_hash')}, "
+            f"written by harness commit {commit}; this one resolves to {config_hash}); "
+            "use another --out folder or delete that record (reports still read it)"
         )
     return rec
 
