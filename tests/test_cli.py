@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.records_compare import read_records, strip_volatile
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).parent / "fixtures" / "tiny.yaml"
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
@@ -89,6 +91,14 @@ def test_reproduce_tiny_profile_with_workers_and_report(shared_data, tmp_path):
     assert "SMOKE SCALE" in md and "MiLeNAS" in md and "CIFAR-10 (JPEG q75 copy)" in md
     manifest = json.loads((tmp_path / "runs.json").read_text())
     assert len(manifest["runs"]) == 3
+    # a pool of one-thread workers writes the records one in-process worker with 1 thread writes (CI runs the
+    # smoke profile with 2 workers against a baseline recorded in-process): only the thread count sets the rounding
+    inproc = harness(
+        "reproduce", "--profile", TINY, "--out", tmp_path / "inproc", "--workers", "1", "--threads", "1", "--no-report"
+    )
+    assert inproc.returncode == 0, inproc.stderr
+    pool, one = read_records(tmp_path), read_records(tmp_path / "inproc")
+    assert strip_volatile(pool) == strip_volatile(one)
 
 
 @pytest.mark.slow
