@@ -53,6 +53,17 @@ class NonFiniteLoss(RuntimeError):
     """A run's loss became NaN or infinite; the run is recorded as failed."""
 
 
+class RunInterrupted(BaseException):
+    """The scheduler took this run's process away (preemption, time limit) and handling that raised ``cause``
+    (e.g. the requeue command died).  The run stops where it is: unfinished, its checkpoints kept, resumable;
+    never recorded as failed.  A ``BaseException`` so that the lifecycle's ``except Exception`` (a failed run
+    is recorded) lets it through, as it does ``KeyboardInterrupt`` and ``SystemExit``."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -466,7 +477,7 @@ class Run:
                 if epoch + 1 < epochs:
                     self.save_checkpoint(record, epoch + 1)
                     records.write_record(self.record_path, record)
-        except (KeyboardInterrupt, SystemExit, LockLost):
+        except (KeyboardInterrupt, SystemExit, LockLost, RunInterrupted):
             self.watch.close(record)
             raise
         except Exception as exc:  # a failed run is recorded, and the matrix goes on
@@ -514,6 +525,7 @@ def log(msg: str) -> None:
 __all__: List[str] = [
     "Run",
     "NonFiniteLoss",
+    "RunInterrupted",
     "pick_device",
     "check_output_dir",
     "peak_memory_mb",

@@ -82,7 +82,7 @@ def _assert_same_records(out: Path, reference: Dict[str, Dict[str, Any]]) -> Non
     got = read_records(out)
     assert sorted(got) == sorted(reference)
     for rid, rec in reference.items():
-        assert got[rid]["status"] == "ok"
+        assert got[rid]["status"] == "ok", f"{rid}: {got[rid].get('failure')}"
         assert strip_volatile(got[rid]) == strip_volatile(rec), f"{rid}: record differs from the local executor's"
     assert not list((out / "checkpoints").glob("*.pt")) and not list((out / "locks").glob("*.lock"))
 
@@ -630,8 +630,24 @@ def _squeue(job: str, fmt: str) -> str:
     return out.stdout.strip()
 
 
+def _scontrol_that_dies_after_a_requeue(folder: Path) -> Path:
+    """An ``scontrol`` that lingers 3 s after ``requeue`` did its work: the requeue's SIGTERM to the job step then
+    kills it, as happens by chance on a fast machine (CI saw it), so submitit's ``check_call`` raises."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "scontrol"
+    script.write_text(f'#!/bin/bash\n{shutil.which("scontrol")} "$@"; rc=$?\n[ "$1" = requeue ] && sleep 3\nexit $rc\n')
+    script.chmod(0o755)
+    return folder
+
+
 @needs_slurm
-def test_slurm_job_array_gives_the_local_records_and_requeues_a_preempted_task(tiny_profile, local_reference, tmp_path):
+@pytest.mark.parametrize("requeue_command", ["exits", "dies-after-requeue"])
+def test_slurm_job_array_gives_the_local_records_and_requeues_a_preempted_task(
+    tiny_profile, local_reference, tmp_path, monkeypatch, requeue_command
+):
+    if requeue_command == "dies-after-requeue":  # the tasks inherit the driver's PATH (sbatch --export=ALL)
+        bin_dir = _scontrol_that_dies_after_a_requeue(tmp_path / "bin")
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     out = tmp_path / "slurm"
     t0 = time.time()
     proc = start_reproduce(tiny_profile, out, "--executor", "slurm", "--slurm-time", "30")
@@ -664,6 +680,8 @@ def test_slurm_job_array_gives_the_local_records_and_requeues_a_preempted_task(t
     _assert_resumed(stderr, "milenas")
     logs = "".join(p.read_text() for p in (out / "slurm").glob("*_log.err"))
     assert "preempted" in logs and "DUE TO JOB REQUEUE" in logs, logs[-3000:]
+    # the requeue command died: the attempt left without recording a failure, the next one resumed the run
+    assert ("submitit's requeue raised CalledProcessError" in logs) == (requeue_command == "dies-after-requeue")
 
 
 @needs_slurm

@@ -10,7 +10,8 @@
   what ``python -m harness search …`` does for that run.  It is ``Checkpointable``: when Slurm
   signals a timeout or a preemption (submitit asks for ``USR2`` 90 s before the limit), submitit
   requeues the task (up to ``--slurm-max-requeue`` times); the requeued task takes over its own lock
-  and resumes from the run's last epoch checkpoint.  Nothing but the run store carries state.
+  and resumes from the run's last epoch checkpoint.  Nothing but the run store carries state.  If the requeue
+  itself raises, the run stays unfinished and resumable, never "failed" (``slurm_job.guard_preemption_handler``).
 * The driver waits for the array and prints each run's epochs as they finish (tasks append progress
   events to ``OUT/slurm/progress/<run_id>.jsonl``), unless ``--no-wait``.  Job files and logs:
   ``OUT/slurm/<job id>_<task>_*`` (``--slurm-folder``).
